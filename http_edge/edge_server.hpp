@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <prometheus/registry.h>
+
+#include "common/json_log.hpp"
+#include "messages/node.pb.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace chorus::edge {
+
+class edge_probe;
+
+/// Where and how the REST edge listens.
+struct edge_config {
+  std::string host;
+  uint16_t port = 0;
+  /// cpp-httplib holds one worker per connection, and a worker waits for an actor's answer.
+  size_t worker_threads = 32;
+};
+
+/// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).
+struct health_hooks {
+  /// GET /statusz: this node's view of the cluster.
+  std::function<caf::expected<messages::NodeStatus>()> status;
+  /// GET /readyz: what this node still needs before it can serve.
+  std::function<messages::ReadyReport()> readiness;
+};
+
+/// The REST edge of one node (cpp-httplib, TCP_NODELAY on). Owned by the node's main();
+/// bind() then start() on the main thread, stop() before the actor system goes away.
+/// Serves: GET /healthz (process alive), GET /readyz (200 or 503 naming what is missing),
+/// GET /statusz (NodeStatus as JSON). Every answer carries X-Request-Id (echoed or generated);
+/// every failure uses the one JSON error shape.
+class edge_server {
+ public:
+  edge_server(edge_config cfg, health_hooks hooks, prometheus::Registry& registry, json_log& log);
+  ~edge_server();
+
+  edge_server(const edge_server&) = delete;
+  edge_server& operator=(const edge_server&) = delete;
+
+  /// Binds the listening socket; an error naming host and port when it is taken.
+  caf::error bind();
+  /// Serves on a background thread. Call after bind().
+  void start();
+  /// Stops serving and joins the thread. Idempotent.
+  void stop();
+
+ private:
+  using handler = std::function<void(const httplib::Request&, httplib::Response&,
+                                     const std::string& request_id)>;
+  void route_get(const std::string& pattern, const std::string& route, handler fn);
+
+  edge_config cfg_;
+  health_hooks hooks_;
+  json_log& log_;
+  std::unique_ptr<edge_probe> probe_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace chorus::edge

@@ -1,0 +1,46 @@
+#include "http_edge/error_table.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/sec.hpp>
+
+#include "common/json_log.hpp"
+#include "persistence/errc.hpp"
+
+namespace chorus::edge {
+
+http_error to_http(const caf::error& err) {
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return {503, "timeout", 1};
+      case caf::sec::request_receiver_down:
+        return {503, "unavailable", 1};
+      default:
+        break;
+    }
+  }
+  if (err.category() == persistence::errc_category) {
+    switch (static_cast<persistence::errc>(err.code())) {
+      case persistence::errc::postgres_unavailable:
+      case persistence::errc::redis_unavailable:
+        return {503, "storage_unavailable", 2};
+      default:
+        break;
+    }
+  }
+  return {500, "internal", 0};
+}
+
+std::string error_body(const std::string& code, const std::string& message,
+                       const std::string& request_id) {
+  std::string out = "{\"error\":{\"code\":";
+  append_json_string(out, code);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += ",\"request_id\":";
+  append_json_string(out, request_id);
+  out += "}}";
+  return out;
+}
+
+}  // namespace chorus::edge

@@ -1,0 +1,32 @@
+#pragma once
+
+// The one CAF type-ID block of Chorus. Every node registers it the same way (see
+// `chorus::register_caf_types`), because two nodes that disagree on a type's name receive empty
+// messages. Commands and events travel as protobuf bytes inside a few envelope types; this block
+// stays small on purpose.
+
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/type_id.hpp>
+
+CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
+
+// Membership: "who are you?" -> (cluster name, node name).
+CAF_ADD_ATOM(chorus, chorus, whoami_atom, "whoami")
+// Membership: start dialling the peers (sent by main() once every port is bound).
+CAF_ADD_ATOM(chorus, chorus, begin_atom, "begin")
+// Membership: a node's own timer to (re)dial a peer.
+CAF_ADD_ATOM(chorus, chorus, dial_atom, "dial")
+// Local query of a node's view of the cluster -> serialized messages::NodeStatus.
+CAF_ADD_ATOM(chorus, chorus, status_atom, "status")
+
+CAF_END_TYPE_ID_BLOCK(chorus)
+
+namespace chorus {
+
+/// Registers Chorus' message types with `cfg`. Call before constructing the actor system.
+inline void register_caf_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::chorus>();
+}
+
+}  // namespace chorus

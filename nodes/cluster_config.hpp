@@ -1,0 +1,78 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/config_option_set.hpp>
+#include <caf/expected.hpp>
+
+#include "common/strong_id.hpp"
+
+namespace chorus {
+
+struct node_name_tag {};
+/// The name of a node in cluster.conf, e.g. "n1".
+using node_name = strong_id<node_name_tag>;
+
+/// One `chorus.nodes` entry of cluster.conf.
+struct node_spec {
+  node_name name;
+  std::string host;
+  uint16_t actor_port = 0;    ///< CAF middleman (BASP) port
+  uint16_t http_port = 0;     ///< REST edge: /healthz, /readyz, /statusz, /v1/...
+  uint16_t ws_port = 0;       ///< WebSocket edge (served from the edge issue on)
+  uint16_t metrics_port = 0;  ///< Prometheus exposition
+  std::vector<std::string> roles;
+
+  [[nodiscard]] bool has_role(const std::string& role) const;
+};
+
+/// `chorus.membership`: how a node dials its peers.
+struct membership_spec {
+  std::chrono::milliseconds dial_timeout{2000};
+  std::chrono::milliseconds retry_min{100};
+  std::chrono::milliseconds retry_max{1000};
+};
+
+/// `chorus.storage`: where PostgreSQL and Redis are.
+struct storage_spec {
+  uint16_t postgres_port = 55432;  ///< the PostgreSQL that ./chorus starts
+  uint16_t redis_port = 56379;     ///< the Redis that ./chorus starts
+  /// One DSN per domain: user, audio, social, commerce, analytics.
+  std::map<std::string, std::string> dsns;
+  std::string redis_url;
+};
+
+/// The whole of cluster.conf's `chorus` section, validated. Immutable once loaded; every
+/// component receives the part it needs by const reference.
+struct cluster_config {
+  std::string path;          ///< the file it was read from
+  std::string cluster_name;  ///< `chorus.cluster-name`
+  std::string data_dir;      ///< absolute; `chorus.data-dir` resolved against the file's folder
+  membership_spec membership;
+  storage_spec storage;
+  std::vector<node_spec> nodes;
+
+  /// The node called `name`, or nullptr.
+  [[nodiscard]] const node_spec* find(const node_name& name) const;
+};
+
+/// The domains that have a DSN in `chorus.storage`.
+const std::vector<std::string>& storage_domains();
+
+/// Validates the text of a cluster.conf. `caf_options` are the options of the actor system
+/// config (with the middleman loaded): keys in CAF's own sections are checked against them.
+/// Errors name the file and the key: `cluster.conf: chorus.nodes[1].http-port: 70000 is out of
+/// range 1..65535`.
+caf::expected<cluster_config> parse_cluster_config(const std::string& text,
+                                                   const std::string& path,
+                                                   const caf::config_option_set& caf_options);
+
+/// Reads `path` and calls parse_cluster_config.
+caf::expected<cluster_config> load_cluster_config(const std::string& path,
+                                                  const caf::config_option_set& caf_options);
+
+}  // namespace chorus

@@ -1,0 +1,55 @@
+#include "nodes/node_health.hpp"
+
+#include <chrono>
+#include <map>
+
+#include "http_edge/actor_bridge.hpp"
+#include "messages/errors.hpp"
+#include "persistence/storage_probe.hpp"
+
+namespace chorus {
+
+namespace {
+
+constexpr std::chrono::milliseconds probe_timeout{1000};
+
+}  // namespace
+
+node_health::node_health(caf::actor_system& sys, const cluster_config& cfg,
+                         membership_actor membership)
+    : sys_(sys), cfg_(cfg), membership_(std::move(membership)) {}
+
+caf::expected<messages::NodeStatus> node_health::status() {
+  auto bytes = edge::ask<std::string>(sys_, membership_, probe_timeout, status_atom_v);
+  if (!bytes)
+    return bytes.error();
+  messages::NodeStatus out;
+  out.ParseFromString(*bytes);
+  return out;
+}
+
+messages::ReadyReport node_health::readiness() {
+  messages::ReadyReport report;
+  // The same DSN is probed once even when several domains share it.
+  std::map<std::string, std::string> dsn_domains;
+  for (const auto& [domain, dsn] : cfg_.storage.dsns)
+    dsn_domains[dsn] += dsn_domains[dsn].empty() ? domain : "," + domain;
+  for (const auto& [dsn, domains] : dsn_domains)
+    if (auto err = persistence::probe_postgres(dsn, probe_timeout))
+      report.add_missing("postgres (" + domains + "): " + error_detail(err));
+  if (auto err = persistence::probe_redis(cfg_.storage.redis_url, probe_timeout))
+    report.add_missing("redis: " + error_detail(err));
+  auto st = status();
+  if (!st) {
+    report.add_missing("membership: " + error_detail(st.error()));
+  } else {
+    report.set_node(st->node());
+    for (const auto& peer : st->peers())
+      if (peer.state() != "up")
+        report.add_missing("peer " + peer.name() + ": " + peer.reason());
+  }
+  report.set_ready(report.missing_size() == 0);
+  return report;
+}
+
+}  // namespace chorus

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include "messages/node.pb.h"
+#include "nodes/cluster_config.hpp"
+#include "nodes/membership_actor.hpp"
+
+namespace chorus {
+
+/// Answers a node's /statusz and /readyz: asks the membership actor for its view and probes the
+/// storage servers of cluster.conf. Owned by main(); called from HTTP worker threads.
+class node_health {
+ public:
+  node_health(caf::actor_system& sys, const cluster_config& cfg, membership_actor membership);
+
+  /// The membership actor's view of the cluster.
+  caf::expected<messages::NodeStatus> status();
+
+  /// Ready when every PostgreSQL DSN and Redis answer and every peer is up; otherwise names
+  /// each missing dependency.
+  messages::ReadyReport readiness();
+
+ private:
+  caf::actor_system& sys_;
+  const cluster_config& cfg_;
+  membership_actor membership_;
+};
+
+}  // namespace chorus

@@ -1,0 +1,284 @@
+// chorus-node: one process of a Chorus cluster.
+//
+//   chorus-node --config cluster.conf --node n1   run node n1
+//   chorus-node --config cluster.conf --check     validate the file and exit
+//   chorus-node --config cluster.conf --describe  print the file as shell variables for ./chorus
+//
+// Exit codes: 0 clean stop (SIGTERM/SIGINT), 2 bad arguments or configuration, 3 a port is
+// taken or a listener cannot start.
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include "common/json_log.hpp"
+#include "http_edge/actor_bridge.hpp"
+#include "http_edge/edge_server.hpp"
+#include "messages/errors.hpp"
+#include "nodes/cluster_config.hpp"
+#include "nodes/membership_actor.hpp"
+#include "nodes/node_health.hpp"
+#include "nodes/node_probe.hpp"
+#include "nodes/node_system_config.hpp"
+#include "nodes/version.hpp"
+
+namespace {
+
+struct arguments {
+  std::string config = "cluster.conf";
+  std::string node;
+  bool check = false;
+  bool describe = false;
+};
+
+const char* usage =
+  "usage: chorus-node [--config FILE] (--node NAME | --check | --describe)\n"
+  "  --config FILE  cluster description (default: cluster.conf)\n"
+  "  --node NAME    run the node called NAME in FILE\n"
+  "  --check        validate FILE and exit\n"
+  "  --describe     print FILE as shell variables (used by ./chorus)\n"
+  "  --version      print the version\n";
+
+bool parse_arguments(int argc, char** argv, arguments& out) {
+  std::vector<std::string> args{argv + 1, argv + argc};
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&](std::string& dst) {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "chorus-node: %s needs a value\n%s", a.c_str(), usage);
+        return false;
+      }
+      dst = args[++i];
+      return true;
+    };
+    if (a == "--config") {
+      if (!value(out.config))
+        return false;
+    } else if (a == "--node") {
+      if (!value(out.node))
+        return false;
+    } else if (a == "--check") {
+      out.check = true;
+    } else if (a == "--describe") {
+      out.describe = true;
+    } else if (a == "--version") {
+      std::printf("chorus-node %s\n", chorus::chorus_version);
+      std::exit(0);
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "chorus-node: unknown argument '%s'\n%s", a.c_str(), usage);
+      return false;
+    }
+  }
+  if (out.node.empty() && !out.check && !out.describe) {
+    std::fprintf(stderr, "chorus-node: --node NAME is required\n%s", usage);
+    return false;
+  }
+  return true;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string{"'\\''"} : std::string(1, c);
+  return out + "'";
+}
+
+std::string shell_name(const std::string& node) {
+  std::string out = node;
+  for (auto& c : out)
+    if (c == '-')
+      c = '_';
+  return out;
+}
+
+// Databases that ./chorus must create: those of DSNs pointing at the PostgreSQL it starts.
+std::set<std::string> local_databases(const chorus::cluster_config& cfg) {
+  std::set<std::string> out;
+  auto port = ":" + std::to_string(cfg.storage.postgres_port) + "/";
+  for (const auto& [domain, dsn] : cfg.storage.dsns) {
+    auto at = dsn.find(port);
+    auto local = dsn.find("@127.0.0.1" + port) != std::string::npos ||
+                 dsn.find("@localhost" + port) != std::string::npos;
+    if (!local || at == std::string::npos)
+      continue;
+    auto db = dsn.substr(at + port.size());
+    db = db.substr(0, db.find('?'));
+    if (!db.empty())
+      out.insert(db);
+  }
+  return out;
+}
+
+void describe(const chorus::cluster_config& cfg) {
+  std::printf("CHORUS_CLUSTER=%s\n", shell_quote(cfg.cluster_name).c_str());
+  std::printf("CHORUS_DATA_DIR=%s\n", shell_quote(cfg.data_dir).c_str());
+  std::printf("CHORUS_PG_PORT=%u\n", cfg.storage.postgres_port);
+  std::printf("CHORUS_REDIS_PORT=%u\n", cfg.storage.redis_port);
+  std::string dbs;
+  for (const auto& db : local_databases(cfg))
+    dbs += (dbs.empty() ? "" : " ") + db;
+  std::printf("CHORUS_PG_DATABASES=%s\n", shell_quote(dbs).c_str());
+  std::string names;
+  for (const auto& n : cfg.nodes)
+    names += (names.empty() ? "" : " ") + n.name.str();
+  std::printf("CHORUS_NODES=%s\n", shell_quote(names).c_str());
+  for (const auto& n : cfg.nodes) {
+    auto v = "CHORUS_NODE_" + shell_name(n.name.str());
+    std::printf("%s_HOST=%s\n", v.c_str(), shell_quote(n.host).c_str());
+    std::printf("%s_ACTOR=%u\n%s_HTTP=%u\n%s_WS=%u\n%s_METRICS=%u\n", v.c_str(), n.actor_port,
+                v.c_str(), n.http_port, v.c_str(), n.ws_port, v.c_str(), n.metrics_port);
+  }
+}
+
+int fail(chorus::json_log& log, int code, const std::string& what) {
+  std::fprintf(stderr, "chorus-node: %s\n", what.c_str());
+  log.error("node", what);
+  return code;
+}
+
+// A start-up failure after the actor system exists: report and leave at once. Waiting for
+// CAF's orderly shutdown here buys nothing and can block on the middleman's own actors.
+[[noreturn]] void fail_fast(chorus::json_log& log, int code, const std::string& what) {
+  fail(log, code, what);
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace chorus;
+  arguments args;
+  if (!parse_arguments(argc, argv, args))
+    return 2;
+
+  node_system_config caf_cfg;
+  auto loaded = load_cluster_config(args.config, caf_cfg.caf_options());
+  if (!loaded) {
+    std::fprintf(stderr, "chorus-node: %s\n", error_detail(loaded.error()).c_str());
+    return 2;
+  }
+  const cluster_config& cfg = *loaded;
+  if (args.describe) {
+    describe(cfg);
+    return 0;
+  }
+  if (args.check) {
+    std::printf("%s: ok (%zu nodes)\n", cfg.path.c_str(), cfg.nodes.size());
+    return 0;
+  }
+  const node_spec* self = cfg.find(node_name{args.node});
+  if (self == nullptr) {
+    std::string names;
+    for (const auto& n : cfg.nodes)
+      names += (names.empty() ? "" : ", ") + n.name.str();
+    std::fprintf(stderr, "chorus-node: --node %s: no such node in %s (nodes: %s)\n",
+                 args.node.c_str(), cfg.path.c_str(), names.c_str());
+    return 2;
+  }
+
+  // Hand CAF its own sections ([middleman], [scheduler], ...), already checked above.
+  {
+    std::ifstream in{cfg.path};
+    if (auto err = caf_cfg.parse(caf::actor_system_config::string_list{}, in)) {
+      std::fprintf(stderr, "chorus-node: %s: %s\n", cfg.path.c_str(),
+                   caf_cfg.render(err).c_str());
+      return 2;
+    }
+  }
+  // CAF 0.17 never notices a hung peer without heartbeats; keep them on unless configured.
+  if (caf::get_if(&caf_cfg.content, "middleman.heartbeat-interval") == nullptr)
+    caf_cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds{500}});
+  if (caf::get_if(&caf_cfg.content, "middleman.connection-timeout") == nullptr)
+    caf_cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds{2}});
+
+  // Block the signals we wait for before any thread starts, so every thread inherits the mask
+  // and only sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  json_log log{self->name.str()};
+  std::error_code ec;
+  auto log_dir = cfg.data_dir + "/logs";
+  std::filesystem::create_directories(log_dir, ec);
+  if (ec || !log.open(log_dir + "/" + self->name.str() + ".log"))
+    return fail(log, 2, "cannot write the log file under " + log_dir + " (chorus.data-dir)");
+  log.info("node", "starting", {{"config", cfg.path}, {"version", chorus_version}});
+
+  // Bind every listener before starting anything, so a taken port fails fast and clearly.
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<prometheus::Exposer> exposer;
+  auto metrics_addr = self->host + ":" + std::to_string(self->metrics_port);
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(metrics_addr, 1);
+  } catch (const std::exception& e) {
+    return fail(log, 3,
+                "metrics-port " + std::to_string(self->metrics_port) + " on " + self->host +
+                  " cannot be bound (in use?): " + e.what());
+  }
+  node_probe probe{*registry, cfg, *self};
+
+  caf::actor_system system{caf_cfg};
+  auto membership = spawn_membership(system, cfg, *self, probe, log);
+
+  // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
+  // a port that another process listens on still fails.
+  auto published =
+    system.middleman().publish(membership, self->actor_port, self->host.c_str(), true);
+  if (!published)
+    fail_fast(log, 3,
+              "actor-port " + std::to_string(self->actor_port) + " on " + self->host +
+                " cannot be bound (in use?): " + system.render(published.error()));
+
+  node_health health{system, cfg, membership};
+  edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); }};
+  edge::edge_server edge{edge::edge_config{self->host, self->http_port}, std::move(hooks),
+                         *registry, log};
+  if (auto err = edge.bind())
+    fail_fast(log, 3, error_detail(err));
+  edge.start();
+  exposer->RegisterCollectable(registry);
+  caf::anon_send(membership, begin_atom_v);
+
+  log.info("node", "started",
+           {{"http", "http://" + self->host + ":" + std::to_string(self->http_port)},
+            {"metrics", "http://" + metrics_addr + "/metrics"},
+            {"actor_port", std::to_string(self->actor_port)}});
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0)
+      continue;
+    if (sig == SIGHUP) {
+      // Live membership changes arrive with the entity-runtime issue.
+      log.warn("node", "SIGHUP received: reloading cluster.conf is not supported yet");
+      continue;
+    }
+    log.info("node", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    break;
+  }
+  edge.stop();
+  exposer.reset();
+  caf::anon_send_exit(membership, caf::exit_reason::user_shutdown);
+  system.middleman().unpublish(membership, self->actor_port);
+  log.info("node", "stopped");
+  return 0;
+}

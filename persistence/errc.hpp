@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include "messages/errors.hpp"
+
+namespace chorus::persistence {
+
+/// Failures of the storage layer, as values. Throwing libraries (libpqxx) are caught at the
+/// boundary of persistence/ and turned into one of these.
+enum class errc : uint8_t {
+  /// Zero is reserved by CAF for "no error".
+  none = 0,
+  /// PostgreSQL could not be reached or refused the connection.
+  postgres_unavailable,
+  /// Redis could not be reached or answered with an error.
+  redis_unavailable,
+  /// A DSN or URL in the configuration could not be understood.
+  bad_address,
+};
+
+const char* to_string(errc x) noexcept;
+
+/// CAF's error category of the storage layer.
+constexpr caf::atom_value errc_category = caf::atom("persist");
+
+inline caf::error make_error(errc code, std::string detail) {
+  return make_detailed_error(code, errc_category, std::move(detail));
+}
+
+}  // namespace chorus::persistence

@@ -1,0 +1,187 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/support/process.hpp"
+#include "tests/support/test_cluster.hpp"
+
+using namespace chorus;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+std::string diagnostics(test::test_cluster& c) {
+  std::string out;
+  for (size_t i = 0; i < c.size(); ++i)
+    out += "---- " + c.at(i).name + " ----\n" + test::read_file(c.output_of(i)) +
+           test::read_file(c.log_of(i));
+  return out;
+}
+
+// Holds a listening socket on `port` for the lifetime of the object.
+struct port_squatter {
+  int fd = -1;
+  explicit port_squatter(uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+  }
+  ~port_squatter() { ::close(fd); }
+};
+
+}  // namespace
+
+TEST_CASE("three nodes started as separate processes each report the other two as peers") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
+  for (size_t i = 0; i < 3; ++i) {
+    auto st = c.status(i);
+    REQUIRE(st);
+    CHECK(st->node() == c.at(i).name);
+    CHECK(st->cluster() == "test");
+    CHECK(st->peers_up() == 2);
+    CHECK(st->peers_size() == 2);
+    CHECK(st->pid() == static_cast<uint32_t>(c.at(i).process->pid()));
+    CHECK(c.get(i, "/healthz").status == 200);
+    auto ready = c.get(i, "/readyz");
+    CHECK_MESSAGE(ready.status == 200, ready.body);
+    CHECK(has(ready.body, "\"ready\":true"));
+  }
+}
+
+TEST_CASE("a node killed with SIGKILL is reported down by the others within 5 s, and returns") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
+
+  auto killed_at = std::chrono::steady_clock::now();
+  c.at(0).process->signal(SIGKILL);
+  CHECK(test::eventually(5s, [&] { return c.sees(1, "n1", "down") && c.sees(2, "n1", "down"); }));
+  auto noticed = std::chrono::steady_clock::now() - killed_at;
+  MESSAGE("kill -9 noticed after " << std::chrono::duration<double>(noticed).count() << " s");
+
+  // Readiness names what is missing while the peer is gone.
+  auto ready = c.get(1, "/readyz");
+  CHECK(ready.status == 503);
+  CHECK(has(ready.body, "peer n1"));
+  CHECK(ready.header("Retry-After") == "1");
+
+  // Restarted on the same ports right away (TIME_WAIT must not block the actor port).
+  c.start(0);
+  CHECK_MESSAGE(c.converged(20s), diagnostics(c));
+}
+
+TEST_CASE("a hung node (SIGSTOP) leaves the others' view within 3 s and returns on SIGCONT") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
+  c.at(2).process->signal(SIGSTOP);
+  CHECK(test::eventually(3500ms,
+                         [&] { return c.sees(0, "n3", "down") && c.sees(1, "n3", "down"); }));
+  c.at(2).process->signal(SIGCONT);
+  CHECK_MESSAGE(c.converged(15s), diagnostics(c));
+}
+
+TEST_CASE("SIGTERM stops a node cleanly with exit code 0 and a last log line") {
+  test::test_cluster c{2};
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
+  c.at(1).process->signal(SIGTERM);
+  auto code = c.at(1).process->wait_exit(15s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  auto log = test::read_file(c.log_of(1));
+  CHECK(has(log, R"("msg":"stopping","signal":"SIGTERM")"));
+  CHECK(has(log, R"("msg":"stopped")"));
+  CHECK(test::eventually(5s, [&] { return c.sees(0, "n2", "down"); }));
+}
+
+TEST_CASE("a node whose ports are taken exits non-zero naming the port") {
+  test::test_cluster c{1};
+  SUBCASE("http port") {
+    port_squatter squat{c.at(0).http_port};
+    c.start(0);
+    auto code = c.at(0).process->wait_exit(15s);
+    REQUIRE(code);
+    CHECK(*code == 3);
+    CHECK(has(test::read_file(c.output_of(0)),
+              "http-port " + std::to_string(c.at(0).http_port) + " on 127.0.0.1 cannot be bound"));
+  }
+  SUBCASE("actor port") {
+    port_squatter squat{c.at(0).actor_port};
+    c.start(0);
+    auto code = c.at(0).process->wait_exit(15s);
+    REQUIRE(code);
+    CHECK(*code == 3);
+    CHECK(has(test::read_file(c.output_of(0)),
+              "actor-port " + std::to_string(c.at(0).actor_port) + " on 127.0.0.1 cannot be bound"));
+  }
+  SUBCASE("metrics port") {
+    port_squatter squat{c.at(0).metrics_port};
+    c.start(0);
+    auto code = c.at(0).process->wait_exit(15s);
+    REQUIRE(code);
+    CHECK(*code == 3);
+    CHECK(has(test::read_file(c.output_of(0)),
+              "metrics-port " + std::to_string(c.at(0).metrics_port)));
+  }
+}
+
+TEST_CASE("every node's metrics port serves text that promtool accepts") {
+  test::test_cluster c{2};
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
+  // Some traffic so that the HTTP families have samples.
+  CHECK(c.get(0, "/healthz").status == 200);
+  CHECK(c.get(0, "/nope").status == 404);
+  for (size_t i = 0; i < c.size(); ++i) {
+    auto metrics = test::http_get(c.at(i).metrics_port, "/metrics");
+    REQUIRE(metrics.status == 200);
+    CHECK(has(metrics.body, "chorus_peer_up{peer=\"n" + std::to_string(2 - i) + "\"} 1"));
+    CHECK(has(metrics.body, "chorus_node_info{"));
+    test::temp_dir dir;
+    test::write_file(dir.path() + "/metrics.txt", metrics.body);
+    auto check = test::run({"/bin/sh", "-c", "promtool check metrics < " + dir.path() + "/metrics.txt"});
+    CHECK_MESSAGE(check.exit_code == 0, check.output);
+  }
+  auto metrics = test::http_get(c.at(0).metrics_port, "/metrics");
+  CHECK(has(metrics.body, R"(chorus_http_requests_total{method="GET",route="/healthz",status="200"} 1)"));
+  CHECK(has(metrics.body, R"(chorus_http_requests_total{method="GET",route="unmatched",status="404"} 1)"));
+}
+
+TEST_CASE("every answer carries a request id, echoed when the client sends a sane one") {
+  test::test_cluster c{1};
+  c.start_all();
+  REQUIRE(test::eventually(20s, [&] { return c.get(0, "/healthz").status == 200; }));
+  auto generated = c.get(0, "/healthz").header("X-Request-Id");
+  CHECK(generated.size() == 32);
+  auto echoed = test::http_get(c.at(0).http_port, "/healthz", {{"X-Request-Id", "abc-123"}});
+  CHECK(echoed.header("X-Request-Id") == "abc-123");
+  auto hostile = test::http_get(c.at(0).http_port, "/healthz",
+                                {{"X-Request-Id", std::string(500, 'x')}});
+  CHECK(hostile.header("X-Request-Id").size() == 32);
+}
+
+TEST_CASE("an unknown route answers 404 in the one error shape") {
+  test::test_cluster c{1};
+  c.start_all();
+  REQUIRE(test::eventually(20s, [&] { return c.get(0, "/healthz").status == 200; }));
+  auto reply = c.get(0, "/v1/nothing-here");
+  CHECK(reply.status == 404);
+  CHECK(has(reply.body, R"({"error":{"code":"not_found","message":"GET /v1/nothing-here: no such route","request_id":")"));
+}

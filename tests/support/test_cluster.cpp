@@ -1,0 +1,142 @@
+#include "tests/support/test_cluster.hpp"
+
+#include <cstdlib>
+#include <sstream>
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include "nodes/cluster_config.hpp"
+#include "nodes/node_system_config.hpp"
+
+namespace chorus::test {
+
+std::string node_binary() {
+  if (const char* env = std::getenv("CHORUS_NODE_BIN"); env != nullptr && *env != '\0')
+    return env;
+  return CHORUS_TEST_NODE_BIN;
+}
+
+storage_endpoints real_storage() {
+  const char* env = std::getenv("CHORUS_CONF");
+  std::string path = env != nullptr && *env != '\0' ? env : CHORUS_TEST_SOURCE_DIR "/cluster.conf";
+  node_system_config caf_cfg;
+  auto cfg = load_cluster_config(path, caf_cfg.caf_options());
+  if (!cfg)
+    throw std::runtime_error("cannot read " + path + " for the storage endpoints");
+  return {cfg->storage.dsns.at("user"), cfg->storage.redis_url, cfg->storage.postgres_port,
+          cfg->storage.redis_port};
+}
+
+std::string storage_section() {
+  auto s = real_storage();
+  std::ostringstream out;
+  out << "[chorus.storage]\n"
+      << "postgres-port=" << s.postgres_port << "\nredis-port=" << s.redis_port << "\n";
+  for (const auto& domain : storage_domains())
+    out << domain << "-dsn=\"" << s.postgres_dsn << "\"\n";
+  out << "redis-url=\"" << s.redis_url << "\"\n";
+  return out.str();
+}
+
+std::string http_reply::header(const std::string& name) const {
+  for (const auto& [k, v] : headers)
+    if (strcasecmp(k.c_str(), name.c_str()) == 0)
+      return v;
+  return {};
+}
+
+http_reply http_get(uint16_t port, const std::string& path,
+                    const std::vector<std::pair<std::string, std::string>>& headers) {
+  httplib::Client cli{"127.0.0.1", port};
+  cli.set_connection_timeout(1, 0);
+  cli.set_read_timeout(5, 0);
+  httplib::Headers h;
+  for (const auto& [k, v] : headers)
+    h.emplace(k, v);
+  auto res = cli.Get(path.c_str(), h);
+  http_reply out;
+  if (!res)
+    return out;
+  out.status = res->status;
+  out.body = res->body;
+  for (const auto& [k, v] : res->headers)
+    out.headers.emplace_back(k, v);
+  return out;
+}
+
+test_cluster::test_cluster(size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    nodes_.push_back(node{"n" + std::to_string(i + 1), free_port(), free_port(), free_port(),
+                          free_port(), nullptr});
+  std::ostringstream conf;
+  conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\nnodes=[\n";
+  for (const auto& nd : nodes_)
+    conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
+         << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
+         << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
+  conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
+       << storage_section()
+       << "[middleman]\nheartbeat-interval=500ms\nconnection-timeout=2s\n"
+       << "[scheduler]\nmax-threads=2\n";
+  conf_path_ = dir_.path() + "/cluster.conf";
+  write_file(conf_path_, conf.str());
+}
+
+void test_cluster::start(size_t i) {
+  auto& nd = at(i);
+  nd.process.reset();  // reaps a previous incarnation
+  nd.process = std::make_unique<child_process>(
+    std::vector<std::string>{node_binary(), "--config", conf_path_, "--node", nd.name},
+    output_of(i));
+}
+
+void test_cluster::start_all() {
+  for (size_t i = 0; i < size(); ++i)
+    start(i);
+}
+
+std::optional<messages::NodeStatus> test_cluster::status(size_t i) {
+  auto reply = get(i, "/statusz");
+  if (reply.status != 200)
+    return std::nullopt;
+  messages::NodeStatus out;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(reply.body, &out, opts).ok())
+    return std::nullopt;
+  return out;
+}
+
+bool test_cluster::sees(size_t i, const std::string& peer, const std::string& state) {
+  auto st = status(i);
+  if (!st)
+    return false;
+  for (const auto& p : st->peers())
+    if (p.name() == peer)
+      return p.state() == state;
+  return false;
+}
+
+bool test_cluster::converged(std::chrono::milliseconds timeout) {
+  return eventually(timeout, [this] {
+    for (size_t i = 0; i < size(); ++i) {
+      if (!at(i).process || !at(i).process->running())
+        continue;
+      auto st = status(i);
+      if (!st || st->peers_up() != size() - 1)
+        return false;
+    }
+    return true;
+  });
+}
+
+std::string test_cluster::log_of(size_t i) const {
+  return dir_.path() + "/data/logs/" + nodes_.at(i).name + ".log";
+}
+
+std::string test_cluster::output_of(size_t i) const {
+  return dir_.path() + "/" + nodes_.at(i).name + ".out";
+}
+
+}  // namespace chorus::test

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/node.pb.h"
+#include "tests/support/process.hpp"
+
+namespace chorus::test {
+
+/// The storage DSNs of the cluster.conf that ./chorus started (CHORUS_CONF, else the
+/// repository's cluster.conf): tests talk to the real PostgreSQL and Redis.
+struct storage_endpoints {
+  std::string postgres_dsn;
+  std::string redis_url;
+  uint16_t postgres_port = 0;
+  uint16_t redis_port = 0;
+};
+storage_endpoints real_storage();
+
+/// The [chorus.storage] section of a generated cluster.conf pointing at real_storage().
+std::string storage_section();
+
+struct http_reply {
+  int status = 0;  ///< 0 when the node could not be reached
+  std::string body;
+  std::string header(const std::string& name) const;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// GET http://127.0.0.1:port/path with short timeouts.
+http_reply http_get(uint16_t port, const std::string& path,
+                    const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+/// A cluster of real chorus-node processes on free ports, with its own cluster.conf and data
+/// dir in a temp directory, and the real PostgreSQL and Redis. Nodes are killed on destruction.
+class test_cluster {
+ public:
+  explicit test_cluster(size_t nodes);
+
+  struct node {
+    std::string name;
+    uint16_t actor_port, http_port, ws_port, metrics_port;
+    std::unique_ptr<child_process> process;
+  };
+
+  [[nodiscard]] size_t size() const { return nodes_.size(); }
+  [[nodiscard]] const std::string& conf_path() const { return conf_path_; }
+  node& at(size_t i) { return nodes_.at(i); }
+
+  /// Starts node i (again). Does not wait.
+  void start(size_t i);
+  void start_all();
+
+  /// The node's /statusz, or nothing when it does not answer.
+  std::optional<messages::NodeStatus> status(size_t i);
+
+  /// Whether node i reports `peer` in `state` ("up"/"down").
+  bool sees(size_t i, const std::string& peer, const std::string& state);
+
+  /// Waits until every running node sees every other node as up.
+  bool converged(std::chrono::milliseconds timeout);
+
+  http_reply get(size_t i, const std::string& path) { return http_get(at(i).http_port, path); }
+
+  [[nodiscard]] std::string log_of(size_t i) const;
+  [[nodiscard]] std::string output_of(size_t i) const;
+
+ private:
+  temp_dir dir_;
+  std::string conf_path_;
+  std::vector<node> nodes_;
+};
+
+/// Path of the chorus-node binary under test.
+std::string node_binary();
+
+}  // namespace chorus::test

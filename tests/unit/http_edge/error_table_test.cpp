@@ -1,0 +1,33 @@
+#include <doctest/doctest.h>
+
+#include <caf/sec.hpp>
+
+#include "http_edge/error_table.hpp"
+#include "persistence/errc.hpp"
+
+using namespace chorus;
+
+TEST_CASE("storage outages become 503 with Retry-After") {
+  auto e = edge::to_http(persistence::make_error(persistence::errc::postgres_unavailable, "x"));
+  CHECK(e.status == 503);
+  CHECK(e.code == "storage_unavailable");
+  CHECK(e.retry_after_seconds > 0);
+}
+
+TEST_CASE("an actor that does not answer in time becomes 503 timeout") {
+  auto e = edge::to_http(caf::make_error(caf::sec::request_timeout));
+  CHECK(e.status == 503);
+  CHECK(e.code == "timeout");
+}
+
+TEST_CASE("an error the table does not know becomes 500 internal without detail") {
+  auto e = edge::to_http(caf::make_error(caf::sec::unexpected_message));
+  CHECK(e.status == 500);
+  CHECK(e.code == "internal");
+  CHECK(e.retry_after_seconds == 0);
+}
+
+TEST_CASE("the error body has the one shape with code, message and request id") {
+  CHECK(edge::error_body("not_found", "no \"such\" route", "abc") ==
+        R"({"error":{"code":"not_found","message":"no \"such\" route","request_id":"abc"}})");
+}

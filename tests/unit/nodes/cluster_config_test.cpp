@@ -1,0 +1,213 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "messages/errors.hpp"
+#include "nodes/cluster_config.hpp"
+#include "nodes/node_system_config.hpp"
+#include "tests/support/process.hpp"
+
+using namespace chorus;
+
+namespace {
+
+const std::string good = R"([chorus]
+cluster-name="demo"
+data-dir="state"
+nodes=[
+  {name="n1", host="127.0.0.1", actor-port=4201, http-port=8080, ws-port=8090, metrics-port=9201, roles=["edge", "entity"]},
+  {name="n2", host="10.0.0.2", actor-port=4201, http-port=8080, ws-port=8090, metrics-port=9201, roles=["transcode"]},
+]
+[chorus.membership]
+dial-timeout=3s
+retry-min=20ms
+retry-max=2s
+[chorus.storage]
+postgres-port=55432
+redis-port=56379
+user-dsn="postgresql://chorus@127.0.0.1:55432/users"
+audio-dsn="postgresql://chorus@127.0.0.1:55432/audio"
+social-dsn="postgresql://chorus@127.0.0.1:55432/social"
+commerce-dsn="postgresql://chorus@127.0.0.1:55432/commerce"
+analytics-dsn="postgresql://chorus@127.0.0.1:55432/analytics"
+redis-url="redis://127.0.0.1:56379/0"
+[middleman]
+heartbeat-interval=500ms
+connection-timeout=2s
+)";
+
+caf::expected<cluster_config> parse(const std::string& text) {
+  node_system_config caf_cfg;
+  return parse_cluster_config(text, "/etc/chorus/test.conf", caf_cfg.caf_options());
+}
+
+// Replaces the first occurrence of `from` in the good file.
+std::string good_with(const std::string& from, const std::string& to) {
+  auto text = good;
+  auto pos = text.find(from);
+  REQUIRE(pos != std::string::npos);
+  return text.replace(pos, from.size(), to);
+}
+
+std::string error_of(const std::string& text) {
+  auto cfg = parse(text);
+  REQUIRE_FALSE(cfg);
+  return error_detail(cfg.error());
+}
+
+}  // namespace
+
+TEST_CASE("a valid cluster.conf becomes a typed config with every node and DSN") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->cluster_name == "demo");
+  CHECK(cfg->data_dir == "/etc/chorus/state");
+  REQUIRE(cfg->nodes.size() == 2);
+  CHECK(cfg->nodes[0].name.str() == "n1");
+  CHECK(cfg->nodes[0].http_port == 8080);
+  CHECK(cfg->nodes[0].has_role("entity"));
+  CHECK_FALSE(cfg->nodes[1].has_role("entity"));
+  CHECK(cfg->nodes[1].host == "10.0.0.2");
+  CHECK(cfg->membership.dial_timeout == std::chrono::seconds{3});
+  CHECK(cfg->membership.retry_min == std::chrono::milliseconds{20});
+  CHECK(cfg->storage.dsns.at("audio") == "postgresql://chorus@127.0.0.1:55432/audio");
+  CHECK(cfg->storage.redis_url == "redis://127.0.0.1:56379/0");
+  CHECK(cfg->find(node_name{"n2"}) == &cfg->nodes[1]);
+  CHECK(cfg->find(node_name{"n9"}) == nullptr);
+}
+
+TEST_CASE("the repository's default cluster.conf describes n1, n2, n3 on HTTP ports 8080-8082") {
+  node_system_config caf_cfg;
+  auto cfg = load_cluster_config(CHORUS_TEST_SOURCE_DIR "/cluster.conf", caf_cfg.caf_options());
+  REQUIRE_MESSAGE(cfg, error_detail(cfg.error()));
+  REQUIRE(cfg->nodes.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(cfg->nodes[i].name.str() == "n" + std::to_string(i + 1));
+    CHECK(cfg->nodes[i].host == "127.0.0.1");
+    CHECK(cfg->nodes[i].http_port == 8080 + i);
+  }
+}
+
+TEST_CASE("membership timings default when the section is absent") {
+  auto text = good;
+  auto from = text.find("[chorus.membership]");
+  auto to = text.find("[chorus.storage]");
+  text.erase(from, to - from);
+  auto cfg = parse(text);
+  REQUIRE(cfg);
+  CHECK(cfg->membership.dial_timeout == std::chrono::seconds{2});
+  CHECK(cfg->membership.retry_max == std::chrono::seconds{1});
+}
+
+TEST_CASE("an unknown key in a chorus section is refused and named with the file") {
+  auto err = error_of(good_with("data-dir=", "data-dirr=\"x\"\ndata-dir="));
+  CHECK(err == "/etc/chorus/test.conf: chorus.data-dirr: unknown key");
+  CHECK(error_of(good_with("dial-timeout", "dial-timeot")) ==
+        "/etc/chorus/test.conf: chorus.membership.dial-timeot: unknown key");
+}
+
+TEST_CASE("an unknown key inside a node entry is refused with the entry's index") {
+  CHECK(error_of(good_with("roles=[\"transcode\"]", "roles=[\"transcode\"], colour=\"red\"")) ==
+        "/etc/chorus/test.conf: chorus.nodes[1].colour: unknown key");
+}
+
+TEST_CASE("an unknown or mistyped key in CAF's own sections is refused") {
+  CHECK(error_of(good_with("connection-timeout=2s", "connection-timeout=2s\nhartbeat=1")) ==
+        "/etc/chorus/test.conf: middleman.hartbeat: unknown key (not a CAF option)");
+  auto err = error_of(good_with("heartbeat-interval=500ms", "heartbeat-interval=\"soon\""));
+  CHECK(err.find("middleman.heartbeat-interval: expected timespan") != std::string::npos);
+}
+
+TEST_CASE("a duplicate node name is refused naming both entries") {
+  CHECK(error_of(good_with("name=\"n2\"", "name=\"n1\"")) ==
+        "/etc/chorus/test.conf: chorus.nodes[1].name: duplicate node name \"n1\" (also "
+        "chorus.nodes[0])");
+}
+
+TEST_CASE("ports out of range are refused") {
+  CHECK(error_of(good_with("http-port=8080", "http-port=70000")) ==
+        "/etc/chorus/test.conf: chorus.nodes[0].http-port: 70000 is out of range 1..65535");
+  CHECK(error_of(good_with("actor-port=4201", "actor-port=0")) ==
+        "/etc/chorus/test.conf: chorus.nodes[0].actor-port: 0 is out of range 1..65535");
+  CHECK(error_of(good_with("redis-port=56379", "redis-port=-5")) ==
+        "/etc/chorus/test.conf: chorus.storage.redis-port: -5 is out of range 1..65535");
+}
+
+TEST_CASE("one port used twice on the same host is refused") {
+  CHECK(error_of(good_with("ws-port=8090", "ws-port=8080")) ==
+        "/etc/chorus/test.conf: chorus.nodes[0].ws-port: port 8080 is already used by "
+        "chorus.nodes[0].http-port");
+  CHECK(error_of(good_with("metrics-port=9201", "metrics-port=55432")) ==
+        "/etc/chorus/test.conf: chorus.nodes[0].metrics-port: port 55432 is already used by "
+        "chorus.storage.postgres-port");
+}
+
+TEST_CASE("wrongly typed values name the expected type") {
+  auto err = error_of(good_with("http-port=8080", "http-port=\"8080\""));
+  CHECK(err == "/etc/chorus/test.conf: chorus.nodes[0].http-port: expected an integer, got "
+               "string \"8080\"");
+  err = error_of(good_with("roles=[\"transcode\"]", "roles=\"transcode\""));
+  CHECK(err.find("chorus.nodes[1].roles: expected a list") != std::string::npos);
+  err = error_of(good_with("dial-timeout=3s", "dial-timeout=3"));
+  CHECK(err.find("chorus.membership.dial-timeout: expected a duration") != std::string::npos);
+}
+
+TEST_CASE("missing required keys are named") {
+  CHECK(error_of(good_with("cluster-name=\"demo\"\n", "")) ==
+        "/etc/chorus/test.conf: chorus.cluster-name: missing (required)");
+  CHECK(error_of(good_with("host=\"10.0.0.2\", ", "")) ==
+        "/etc/chorus/test.conf: chorus.nodes[1].host: missing (required)");
+  CHECK(error_of(good_with("audio-dsn=", "audio-dsnx=")) ==
+        "/etc/chorus/test.conf: chorus.storage.audio-dsn: missing (required)");
+}
+
+TEST_CASE("bad names, roles and orderings are refused") {
+  CHECK(error_of(good_with("name=\"n2\"", "name=\"N 2\"")).find("must be 1..32 characters") !=
+        std::string::npos);
+  CHECK(error_of(good_with("[\"transcode\"]", "[\"dj\"]")).find("unknown role \"dj\"") !=
+        std::string::npos);
+  CHECK(error_of(good_with("retry-min=20ms", "retry-min=5s")) ==
+        "/etc/chorus/test.conf: chorus.membership.retry-min: must not be larger than retry-max");
+  CHECK(error_of(good_with("nodes=[", "nodes=[]\nnodez=[")).find("chorus.nodes: must list") !=
+        std::string::npos);
+}
+
+TEST_CASE("a syntax error reports line and column") {
+  auto err = error_of("[chorus]\ncluster-name=\"x\"\nnodes=[{name=\"a\",\n");
+  CHECK(err.find("/etc/chorus/test.conf: line 4") == 0);
+  CHECK(err.find("syntax error") != std::string::npos);
+}
+
+TEST_CASE("a missing file is reported with its path") {
+  node_system_config caf_cfg;
+  auto cfg = load_cluster_config("/nonexistent/cluster.conf", caf_cfg.caf_options());
+  REQUIRE_FALSE(cfg);
+  CHECK(error_detail(cfg.error()) == "/nonexistent/cluster.conf: cannot open the file");
+}
+
+TEST_CASE("chorus-node exits 2 naming the problem for each kind of bad file") {
+  test::temp_dir dir;
+  auto conf = dir.path() + "/bad.conf";
+  struct bad_case {
+    std::string from, to, expected;
+  };
+  for (const auto& c : std::vector<bad_case>{
+         {"data-dir=", "colour=\"red\"\ndata-dir=", "chorus.colour: unknown key"},
+         {"name=\"n2\"", "name=\"n1\"", "duplicate node name \"n1\""},
+         {"http-port=8080", "http-port=65536", "chorus.nodes[0].http-port: 65536 is out of range"},
+       }) {
+    CAPTURE(c.expected);
+    test::write_file(conf, good_with(c.from, c.to));
+    auto result = test::run({CHORUS_TEST_NODE_BIN, "--config", conf, "--node", "n1"});
+    CHECK(result.exit_code == 2);
+    CHECK(result.output.find(conf) != std::string::npos);
+    CHECK(result.output.find(c.expected) != std::string::npos);
+  }
+  auto result = test::run({CHORUS_TEST_NODE_BIN, "--config", conf + ".missing", "--check"});
+  CHECK(result.exit_code == 2);
+  CHECK(result.output.find("cannot open the file") != std::string::npos);
+  test::write_file(conf, good);
+  result = test::run({CHORUS_TEST_NODE_BIN, "--config", conf, "--node", "n7"});
+  CHECK(result.exit_code == 2);
+  CHECK(result.output.find("--node n7: no such node") != std::string::npos);
+}
