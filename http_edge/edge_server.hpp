@@ -28,7 +28,7 @@ struct edge_config {
   std::string host;
   uint16_t port = 0;
   /// cpp-httplib holds one worker per connection, and a worker waits for an actor's answer.
-  size_t worker_threads = 32;
+  size_t worker_threads = 128;
 };
 
 /// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).

@@ -12,6 +12,9 @@ else
   c_bold=; c_red=; c_green=; c_off=
 fi
 
+# Under `set -e` a failing command ends a script; say where, instead of ending silently.
+trap 'rc=$?; printf "%schorus: %s failed at line %s: %s (exit %s)%s\n" "$c_red" "$(basename "$0")" "$LINENO" "$BASH_COMMAND" "$rc" "$c_off" >&2' ERR
+
 say() { printf '%s==>%s %s\n' "$c_bold" "$c_off" "$*"; }
 ok() { printf '    %s%s%s\n' "$c_green" "$*" "$c_off"; }
 die() { printf '%schorus: %s%s\n' "$c_red" "$*" "$c_off" >&2; exit 1; }
