@@ -72,17 +72,14 @@ void append_json_string(std::string& out, std::string_view s) {
 json_log::json_log(std::string node) : node_(std::move(node)), out_(stderr) {}
 
 json_log::~json_log() {
-  if (out_ != stderr)
-    std::fclose(out_);
+  if (out_ != stderr) std::fclose(out_);
 }
 
 bool json_log::open(const std::string& path) {
   auto* f = std::fopen(path.c_str(), "a");
-  if (f == nullptr)
-    return false;
+  if (f == nullptr) return false;
   std::lock_guard<std::mutex> guard{mtx_};
-  if (out_ != stderr)
-    std::fclose(out_);
+  if (out_ != stderr) std::fclose(out_);
   out_ = f;
   return true;
 }

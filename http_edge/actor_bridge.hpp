@@ -22,8 +22,8 @@ caf::expected<Result> ask(caf::actor_system& sys, const Handle& dest,
   auto answer = promise->get_future();
   sys.spawn([=](caf::event_based_actor* self) {
     self->request(dest, timeout, xs...)
-      .then([promise](Result& result) { promise->set_value(std::move(result)); },
-            [promise](caf::error& err) { promise->set_value(std::move(err)); });
+        .then([promise](Result& result) { promise->set_value(std::move(result)); },
+              [promise](caf::error& err) { promise->set_value(std::move(err)); });
   });
   // The request's own timeout answers first; this bound only guards against a lost promise.
   if (answer.wait_for(timeout + std::chrono::seconds{1}) != std::future_status::ready)

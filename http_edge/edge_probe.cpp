@@ -4,26 +4,26 @@ namespace chorus::edge {
 
 edge_probe::edge_probe(prometheus::Registry& registry)
     : requests_(prometheus::BuildCounter()
-                  .Name("chorus_http_requests_total")
-                  .Help("HTTP requests answered, by route pattern, method and status")
-                  .Register(registry)),
+                    .Name("chorus_http_requests_total")
+                    .Help("HTTP requests answered, by route pattern, method and status")
+                    .Register(registry)),
       durations_(prometheus::BuildHistogram()
-                   .Name("chorus_http_request_duration_seconds")
-                   .Help("Time from request parsed to response ready, by route pattern")
-                   .Register(registry)),
+                     .Name("chorus_http_request_duration_seconds")
+                     .Help("Time from request parsed to response ready, by route pattern")
+                     .Register(registry)),
       in_flight_(prometheus::BuildGauge()
-                   .Name("chorus_http_requests_in_flight")
-                   .Help("HTTP requests being handled now")
-                   .Register(registry)
-                   .Add({})) {}
+                     .Name("chorus_http_requests_in_flight")
+                     .Help("HTTP requests being handled now")
+                     .Register(registry)
+                     .Add({})) {}
 
 void edge_probe::end(const std::string& route, const std::string& method, int status,
                      double seconds) {
   in_flight_.Decrement();
   requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
-    .Increment();
+      .Increment();
   static const prometheus::Histogram::BucketBoundaries buckets{
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
   durations_.Add({{"route", route}}, buckets).Observe(seconds);
 }
 

@@ -3,9 +3,9 @@
 #include <chrono>
 #include <random>
 
-#include <caf/sec.hpp>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
+#include <caf/sec.hpp>
 
 #include "http_edge/edge_probe.hpp"
 #include "http_edge/error_table.hpp"
@@ -24,8 +24,7 @@ std::string new_request_id() {
   std::string id(32, '0');
   for (size_t i = 0; i < id.size(); i += 16) {
     auto x = rng();
-    for (size_t j = 0; j < 16; ++j, x >>= 4)
-      id[i + j] = hex[x & 0xf];
+    for (size_t j = 0; j < 16; ++j, x >>= 4) id[i + j] = hex[x & 0xf];
   }
   return id;
 }
@@ -34,11 +33,9 @@ std::string new_request_id() {
 // headers or bloat logs.
 std::string request_id_of(const httplib::Request& req) {
   auto given = req.get_header_value("X-Request-Id");
-  if (given.empty() || given.size() > 128)
-    return new_request_id();
+  if (given.empty() || given.size() > 128) return new_request_id();
   for (unsigned char c : given)
-    if (c < 0x21 || c > 0x7e)
-      return new_request_id();
+    if (c < 0x21 || c > 0x7e) return new_request_id();
   return given;
 }
 
@@ -47,8 +44,7 @@ std::string to_json(const google::protobuf::Message& msg) {
   opts.preserve_proto_field_names = true;
   opts.always_print_primitive_fields = true;
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(msg, &out, opts).ok())
-    return "{}";
+  if (!google::protobuf::util::MessageToJsonString(msg, &out, opts).ok()) return "{}";
   return out;
 }
 
@@ -86,8 +82,7 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, prometheus::Regist
             [this](const httplib::Request&, httplib::Response& res, const std::string&) {
               auto report = hooks_.readiness();
               res.status = report.ready() ? 200 : 503;
-              if (!report.ready())
-                res.set_header("Retry-After", "1");
+              if (!report.ready()) res.set_header("Retry-After", "1");
               res.set_content(to_json(report), json_type);
             });
   route_get("/statusz", "/statusz",
@@ -102,8 +97,7 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, prometheus::Regist
 
   // Unmatched paths and methods get the one error shape too.
   srv.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty())
-      return;
+    if (!res.body.empty()) return;
     probe_->begin();
     probe_->end("unmatched", req.method, res.status, 0.0);
     auto rid = request_id_of(req);
@@ -116,7 +110,9 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, prometheus::Regist
   });
 }
 
-edge_server::~edge_server() { stop(); }
+edge_server::~edge_server() {
+  stop();
+}
 
 void edge_server::route_get(const std::string& pattern, const std::string& route, handler fn) {
   server_->Get(pattern, [this, route, fn = std::move(fn)](const httplib::Request& req,
@@ -127,8 +123,7 @@ void edge_server::route_get(const std::string& pattern, const std::string& route
     res.set_header("X-Request-Id", rid);
     fn(req, res, rid);
     // cpp-httplib fills in 200 only after the handler returns; metrics need it now.
-    if (res.status == -1)
-      res.status = 200;
+    if (res.status == -1) res.status = 200;
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
     probe_->end(route, req.method, res.status, elapsed.count());
   });
@@ -136,26 +131,22 @@ void edge_server::route_get(const std::string& pattern, const std::string& route
 
 caf::error edge_server::bind() {
   if (!server_->bind_to_port(cfg_.host.c_str(), cfg_.port))
-    return caf::make_error(caf::sec::cannot_open_port,
-                           "http-port " + std::to_string(cfg_.port) + " on " + cfg_.host +
-                             " cannot be bound (in use?)");
+    return caf::make_error(caf::sec::cannot_open_port, "http-port " + std::to_string(cfg_.port) +
+                                                           " on " + cfg_.host +
+                                                           " cannot be bound (in use?)");
   return {};
 }
 
 void edge_server::start() {
   thread_ = std::thread{[this] {
-    if (!server_->listen_after_bind())
-      log_.error("edge", "http listener stopped with an error");
+    if (!server_->listen_after_bind()) log_.error("edge", "http listener stopped with an error");
   }};
-  log_.info("edge", "http listening",
-            {{"host", cfg_.host}, {"port", std::to_string(cfg_.port)}});
+  log_.info("edge", "http listening", {{"host", cfg_.host}, {"port", std::to_string(cfg_.port)}});
 }
 
 void edge_server::stop() {
-  if (server_)
-    server_->stop();
-  if (thread_.joinable())
-    thread_.join();
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace chorus::edge

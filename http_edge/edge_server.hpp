@@ -6,9 +6,9 @@
 #include <string>
 #include <thread>
 
+#include <prometheus/registry.h>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
-#include <prometheus/registry.h>
 
 #include "common/json_log.hpp"
 #include "messages/node.pb.h"

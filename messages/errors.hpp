@@ -18,10 +18,8 @@ caf::error make_detailed_error(Enum code, caf::atom_value category, std::string 
 
 /// The detail an error was made with, or CAF's rendering when it carries none.
 inline std::string error_detail(const caf::error& err) {
-  if (!err)
-    return {};
-  if (err.context().match_elements<std::string>())
-    return err.context().get_as<std::string>(0);
+  if (!err) return {};
+  if (err.context().match_elements<std::string>()) return err.context().get_as<std::string>(0);
   return caf::to_string(err);
 }
 

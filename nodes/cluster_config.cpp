@@ -25,8 +25,7 @@ enum class config_errc : uint8_t { invalid = 1 };
 const std::vector<std::string> known_roles{"edge", "entity", "transcode"};
 
 bool is_name(const std::string& s, size_t max_len) {
-  if (s.empty() || s.size() > max_len)
-    return false;
+  if (s.empty() || s.size() > max_len) return false;
   auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
   return std::all_of(s.begin(), s.end(), ok) && s.front() != '-';
 }
@@ -43,8 +42,7 @@ class section_reader {
   }
 
   bool fail(const std::string& key, const std::string& what) {
-    if (error_.empty())
-      error_ = key_name(key) + ": " + what;
+    if (error_.empty()) error_ = key_name(key) + ": " + what;
     return false;
   }
 
@@ -52,8 +50,7 @@ class section_reader {
     known_.insert(key);
     auto i = dict_.find(key);
     if (i == dict_.end()) {
-      if (required)
-        fail(key, "missing (required)");
+      if (required) fail(key, "missing (required)");
       return nullptr;
     }
     return &i->second;
@@ -62,39 +59,32 @@ class section_reader {
   template <class T>
   const T* typed(const std::string& key, bool required, const char* expected) {
     auto* value = lookup(key, required);
-    if (value == nullptr)
-      return nullptr;
-    if (auto* x = caf::get_if<T>(value))
-      return x;
+    if (value == nullptr) return nullptr;
+    if (auto* x = caf::get_if<T>(value)) return x;
     fail(key, std::string{"expected "} + expected + ", got " + value->type_name() + " " +
-                caf::to_string(*value));
+                  caf::to_string(*value));
     return nullptr;
   }
 
   bool string(const std::string& key, std::string& out, bool required) {
     auto* x = typed<std::string>(key, required, "a string");
-    if (x != nullptr)
-      out = *x;
+    if (x != nullptr) out = *x;
     return error_.empty();
   }
 
   bool port(const std::string& key, uint16_t& out, bool required) {
     auto* x = typed<int64_t>(key, required, "an integer");
-    if (x == nullptr)
-      return error_.empty();
-    if (*x < 1 || *x > 65535)
-      return fail(key, std::to_string(*x) + " is out of range 1..65535");
+    if (x == nullptr) return error_.empty();
+    if (*x < 1 || *x > 65535) return fail(key, std::to_string(*x) + " is out of range 1..65535");
     out = static_cast<uint16_t>(*x);
     return true;
   }
 
   bool duration(const std::string& key, std::chrono::milliseconds& out) {
     auto* x = typed<caf::timespan>(key, false, "a duration such as 500ms or 2s");
-    if (x == nullptr)
-      return error_.empty();
+    if (x == nullptr) return error_.empty();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*x);
-    if (ms.count() <= 0)
-      return fail(key, "must be positive");
+    if (ms.count() <= 0) return fail(key, "must be positive");
     out = ms;
     return true;
   }
@@ -110,8 +100,7 @@ class section_reader {
   /// Rejects every key no getter asked for.
   bool finish() {
     for (const auto& [key, value] : dict_)
-      if (known_.count(key) == 0)
-        return fail(key, "unknown key");
+      if (known_.count(key) == 0) return fail(key, "unknown key");
     return error_.empty();
   }
 
@@ -129,8 +118,7 @@ bool check_caf_section(const caf::config_option_set& options, const std::string&
   for (const auto& [key, value] : dict) {
     auto name = category + "." + key;
     if (auto* sub = caf::get_if<caf::settings>(&value)) {
-      if (!check_caf_section(options, name, *sub, error))
-        return false;
+      if (!check_caf_section(options, name, *sub, error)) return false;
       continue;
     }
     auto* opt = options.qualified_name_lookup(category, key);
@@ -157,15 +145,13 @@ bool read_node(const caf::settings& entry, const std::string& prefix, node_spec&
     return r.fail("name", "\"" + name + "\" must be 1..32 characters of a-z, 0-9 and '-'");
   out.name = node_name{name};
   r.string("host", out.host, true);
-  if (error.empty() && out.host.empty())
-    return r.fail("host", "must not be empty");
+  if (error.empty() && out.host.empty()) return r.fail("host", "must not be empty");
   r.port("actor-port", out.actor_port, true);
   r.port("http-port", out.http_port, true);
   r.port("ws-port", out.ws_port, true);
   r.port("metrics-port", out.metrics_port, true);
   if (auto* roles = r.list("roles", true)) {
-    if (roles->empty())
-      return r.fail("roles", "must name at least one role");
+    if (roles->empty()) return r.fail("roles", "must name at least one role");
     for (const auto& role : *roles) {
       auto* s = caf::get_if<std::string>(&role);
       if (s == nullptr)
@@ -185,11 +171,9 @@ bool read_node(const caf::settings& entry, const std::string& prefix, node_spec&
 bool check_port_collisions(const cluster_config& cfg, std::string& error) {
   std::map<std::pair<std::string, uint16_t>, std::string> used;
   auto claim = [&](std::string host, uint16_t port, const std::string& key) {
-    if (host == "localhost")
-      host = "127.0.0.1";
+    if (host == "localhost") host = "127.0.0.1";
     auto [i, added] = used.emplace(std::make_pair(host, port), key);
-    if (!added)
-      error = key + ": port " + std::to_string(port) + " is already used by " + i->second;
+    if (!added) error = key + ": port " + std::to_string(port) + " is already used by " + i->second;
     return added;
   };
   if (!claim("127.0.0.1", cfg.storage.postgres_port, "chorus.storage.postgres-port") ||
@@ -210,59 +194,47 @@ bool check_port_collisions(const cluster_config& cfg, std::string& error) {
 bool read_chorus(const caf::settings& section, const std::string& path, cluster_config& out,
                  std::string& error) {
   section_reader r{section, "chorus", error};
-  if (!r.string("cluster-name", out.cluster_name, true))
-    return false;
+  if (!r.string("cluster-name", out.cluster_name, true)) return false;
   if (!is_name(out.cluster_name, 63))
-    return r.fail("cluster-name", "\"" + out.cluster_name +
-                                    "\" must be 1..63 characters of a-z, 0-9 and '-'");
+    return r.fail("cluster-name",
+                  "\"" + out.cluster_name + "\" must be 1..63 characters of a-z, 0-9 and '-'");
   std::string data_dir = ".chorus";
-  if (!r.string("data-dir", data_dir, false))
-    return false;
-  if (data_dir.empty())
-    return r.fail("data-dir", "must not be empty");
+  if (!r.string("data-dir", data_dir, false)) return false;
+  if (data_dir.empty()) return r.fail("data-dir", "must not be empty");
   namespace fs = std::filesystem;
   auto base = fs::absolute(fs::path{path}).parent_path();
   out.data_dir = (base / data_dir).lexically_normal().string();
-  if (out.data_dir.size() > 1 && out.data_dir.back() == '/')
-    out.data_dir.pop_back();
+  if (out.data_dir.size() > 1 && out.data_dir.back() == '/') out.data_dir.pop_back();
 
   if (auto* m = r.dict("membership", false)) {
     section_reader mr{*m, "chorus.membership", error};
     mr.duration("dial-timeout", out.membership.dial_timeout);
     mr.duration("retry-min", out.membership.retry_min);
     mr.duration("retry-max", out.membership.retry_max);
-    if (!mr.finish())
-      return false;
+    if (!mr.finish()) return false;
     if (out.membership.retry_min > out.membership.retry_max)
       return mr.fail("retry-min", "must not be larger than retry-max");
   }
-  if (!error.empty())
-    return false;
+  if (!error.empty()) return false;
 
   auto* storage = r.dict("storage", true);
-  if (storage == nullptr)
-    return false;
+  if (storage == nullptr) return false;
   section_reader sr{*storage, "chorus.storage", error};
   sr.port("postgres-port", out.storage.postgres_port, false);
   sr.port("redis-port", out.storage.redis_port, false);
   for (const auto& domain : storage_domains()) {
     std::string dsn;
-    if (!sr.string(domain + "-dsn", dsn, true))
-      return false;
-    if (dsn.empty())
-      return sr.fail(domain + "-dsn", "must not be empty");
+    if (!sr.string(domain + "-dsn", dsn, true)) return false;
+    if (dsn.empty()) return sr.fail(domain + "-dsn", "must not be empty");
     out.storage.dsns[domain] = dsn;
   }
-  if (!sr.string("redis-url", out.storage.redis_url, true) || !sr.finish())
-    return false;
+  if (!sr.string("redis-url", out.storage.redis_url, true) || !sr.finish()) return false;
   if (out.storage.redis_url.rfind("redis://", 0) != 0)
     return sr.fail("redis-url", "must start with redis://");
 
   auto* nodes = r.list("nodes", true);
-  if (nodes == nullptr)
-    return false;
-  if (nodes->empty())
-    return r.fail("nodes", "must list at least one node");
+  if (nodes == nullptr) return false;
+  if (nodes->empty()) return r.fail("nodes", "must list at least one node");
   std::map<std::string, size_t> seen;
   for (size_t i = 0; i < nodes->size(); ++i) {
     auto prefix = "chorus.nodes[" + std::to_string(i) + "]";
@@ -272,8 +244,7 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
       return false;
     }
     node_spec node;
-    if (!read_node(*entry, prefix, node, error))
-      return false;
+    if (!read_node(*entry, prefix, node, error)) return false;
     auto [it, added] = seen.emplace(node.name.str(), i);
     if (!added) {
       error = prefix + ".name: duplicate node name \"" + node.name.str() +
@@ -301,13 +272,11 @@ const node_spec* cluster_config::find(const node_name& name) const {
 }
 
 const std::vector<std::string>& storage_domains() {
-  static const std::vector<std::string> domains{"user", "audio", "social", "commerce",
-                                                "analytics"};
+  static const std::vector<std::string> domains{"user", "audio", "social", "commerce", "analytics"};
   return domains;
 }
 
-caf::expected<cluster_config> parse_cluster_config(const std::string& text,
-                                                   const std::string& path,
+caf::expected<cluster_config> parse_cluster_config(const std::string& text, const std::string& path,
                                                    const caf::config_option_set& caf_options) {
   // Parse without any declared options so that every key reaches us as written.
   caf::config_option_set no_options;
@@ -317,33 +286,29 @@ caf::expected<cluster_config> parse_cluster_config(const std::string& text,
   caf::detail::parser::read_ini(ps, consumer);
   if (ps.code != caf::pec::success)
     return config_error(path, "line " + std::to_string(ps.line) + ", column " +
-                                std::to_string(ps.column) + ": syntax error (" +
-                                caf::to_string(ps.code) + ")");
+                                  std::to_string(ps.column) + ": syntax error (" +
+                                  caf::to_string(ps.code) + ")");
   cluster_config cfg;
   cfg.path = path;
   std::string error;
   const caf::settings* chorus_section = nullptr;
   for (const auto& [key, value] : raw) {
     auto* dict = caf::get_if<caf::settings>(&value);
-    if (dict == nullptr)
-      return config_error(path, key + ": keys must sit inside a [section]");
+    if (dict == nullptr) return config_error(path, key + ": keys must sit inside a [section]");
     if (key == "chorus")
       chorus_section = dict;
     else if (!check_caf_section(caf_options, key, *dict, error))
       return config_error(path, error);
   }
-  if (chorus_section == nullptr)
-    return config_error(path, "chorus: missing section [chorus]");
-  if (!read_chorus(*chorus_section, path, cfg, error))
-    return config_error(path, error);
+  if (chorus_section == nullptr) return config_error(path, "chorus: missing section [chorus]");
+  if (!read_chorus(*chorus_section, path, cfg, error)) return config_error(path, error);
   return cfg;
 }
 
 caf::expected<cluster_config> load_cluster_config(const std::string& path,
                                                   const caf::config_option_set& caf_options) {
   std::ifstream in{path};
-  if (!in)
-    return config_error(path, "cannot open the file");
+  if (!in) return config_error(path, "cannot open the file");
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_cluster_config(buf.str(), path, caf_options);

@@ -67,8 +67,7 @@ const std::vector<std::string>& storage_domains();
 /// config (with the middleman loaded): keys in CAF's own sections are checked against them.
 /// Errors name the file and the key: `cluster.conf: chorus.nodes[1].http-port: 70000 is out of
 /// range 1..65535`.
-caf::expected<cluster_config> parse_cluster_config(const std::string& text,
-                                                   const std::string& path,
+caf::expected<cluster_config> parse_cluster_config(const std::string& text, const std::string& path,
                                                    const caf::config_option_set& caf_options);
 
 /// Reads `path` and calls parse_cluster_config.

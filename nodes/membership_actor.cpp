@@ -1,15 +1,15 @@
 #include "nodes/membership_actor.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include <caf/actor_cast.hpp>
-#include <caf/system_messages.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "messages/node.pb.h"
@@ -87,41 +87,40 @@ void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& h
 // cluster or node (a stale cluster.conf) must not count as that peer.
 void dial(self_pointer self, const std::string& name) {
   auto i = self->state.peers.find(name);
-  if (i == self->state.peers.end() || i->second.up || i->second.dialing)
-    return;
+  if (i == self->state.peers.end() || i->second.up || i->second.dialing) return;
   auto& peer = i->second;
   peer.dialing = true;
   auto timeout = self->state.cfg->membership.dial_timeout;
   auto mm = self->system().middleman().actor_handle();
   self->request(mm, timeout, caf::connect_atom::value, peer.spec->host, peer.spec->actor_port)
-    .then(
-      [self, name, timeout](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                            const std::set<std::string>&) {
-        auto& peer = self->state.peers[name];
-        if (!ptr) {
-          mark_down(self, peer, "no membership actor published on the actor port");
-          return;
-        }
-        auto remote = caf::actor_cast<membership_actor>(ptr);
-        self->request(remote, timeout, whoami_atom_v)
-          .then(
-            [self, name, ptr](std::string& cluster, std::string& node) {
-              auto& peer = self->state.peers[name];
-              if (cluster != self->state.cfg->cluster_name || node != name)
-                mark_down(self, peer,
-                          "the actor port answers as node \"" + node + "\" of cluster \"" +
-                            cluster + "\"");
-              else
-                mark_up(self, peer, ptr);
-            },
-            [self, name](caf::error& err) {
-              mark_down(self, self->state.peers[name],
-                        "no answer to whoami: " + self->system().render(err));
-            });
-      },
-      [self, name](caf::error& err) {
-        mark_down(self, self->state.peers[name], self->system().render(err));
-      });
+      .then(
+          [self, name, timeout](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                                const std::set<std::string>&) {
+            auto& peer = self->state.peers[name];
+            if (!ptr) {
+              mark_down(self, peer, "no membership actor published on the actor port");
+              return;
+            }
+            auto remote = caf::actor_cast<membership_actor>(ptr);
+            self->request(remote, timeout, whoami_atom_v)
+                .then(
+                    [self, name, ptr](std::string& cluster, std::string& node) {
+                      auto& peer = self->state.peers[name];
+                      if (cluster != self->state.cfg->cluster_name || node != name)
+                        mark_down(self, peer,
+                                  "the actor port answers as node \"" + node + "\" of cluster \"" +
+                                      cluster + "\"");
+                      else
+                        mark_up(self, peer, ptr);
+                    },
+                    [self, name](caf::error& err) {
+                      mark_down(self, self->state.peers[name],
+                                "no answer to whoami: " + self->system().render(err));
+                    });
+          },
+          [self, name](caf::error& err) {
+            mark_down(self, self->state.peers[name], self->system().render(err));
+          });
 }
 
 std::string render_status(self_pointer self) {
@@ -147,16 +146,14 @@ std::string render_status(self_pointer self) {
 }
 
 membership_actor::behavior_type membership(self_pointer self, const cluster_config* cfg,
-                                           const node_spec* me, node_probe* probe,
-                                           json_log* log) {
+                                           const node_spec* me, node_probe* probe, json_log* log) {
   auto& st = self->state;
   st.cfg = cfg;
   st.self_spec = me;
   st.probe = probe;
   st.log = log;
   for (const auto& node : cfg->nodes) {
-    if (node.name == me->name)
-      continue;
+    if (node.name == me->name) continue;
     st.peers[node.name.str()].spec = &node;
   }
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -167,16 +164,15 @@ membership_actor::behavior_type membership(self_pointer self, const cluster_conf
       }
   });
   return {
-    [self](whoami_atom) {
-      return caf::result<std::string, std::string>{self->state.cfg->cluster_name,
-                                                   self->state.self_spec->name.str()};
-    },
-    [self](status_atom) { return render_status(self); },
-    [self](begin_atom) {
-      for (const auto& [name, peer] : self->state.peers)
-        dial(self, name);
-    },
-    [self](dial_atom, const std::string& name) { dial(self, name); },
+      [self](whoami_atom) {
+        return caf::result<std::string, std::string>{self->state.cfg->cluster_name,
+                                                     self->state.self_spec->name.str()};
+      },
+      [self](status_atom) { return render_status(self); },
+      [self](begin_atom) {
+        for (const auto& [name, peer] : self->state.peers) dial(self, name);
+      },
+      [self](dial_atom, const std::string& name) { dial(self, name); },
   };
 }
 

@@ -19,15 +19,15 @@ class node_probe;
 /// expected cluster and node name, monitors it, and redials with back-off when it is lost.
 /// Peers find each other by dialling; there is no seed node.
 using membership_actor = caf::typed_actor<
-  /// Asked by a peer after connecting: answers (cluster name, node name).
-  caf::replies_to<whoami_atom>::with<std::string, std::string>,
-  /// Local query: answers this node's view as a serialized messages::NodeStatus.
-  caf::replies_to<status_atom>::with<std::string>,
-  /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
-  /// fails to start leaves no connection attempt behind.
-  caf::reacts_to<begin_atom>,
-  /// Internal timer: (re)dial the named peer.
-  caf::reacts_to<dial_atom, std::string>>;
+    /// Asked by a peer after connecting: answers (cluster name, node name).
+    caf::replies_to<whoami_atom>::with<std::string, std::string>,
+    /// Local query: answers this node's view as a serialized messages::NodeStatus.
+    caf::replies_to<status_atom>::with<std::string>,
+    /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
+    /// fails to start leaves no connection attempt behind.
+    caf::reacts_to<begin_atom>,
+    /// Internal timer: (re)dial the named peer.
+    caf::reacts_to<dial_atom, std::string>>;
 
 /// Spawns the membership actor of `self`. `cfg`, `probe` and `log` must outlive the actor system.
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,

@@ -21,8 +21,7 @@ node_health::node_health(caf::actor_system& sys, const cluster_config& cfg,
 
 caf::expected<messages::NodeStatus> node_health::status() {
   auto bytes = edge::ask<std::string>(sys_, membership_, probe_timeout, status_atom_v);
-  if (!bytes)
-    return bytes.error();
+  if (!bytes) return bytes.error();
   messages::NodeStatus out;
   out.ParseFromString(*bytes);
   return out;
@@ -45,8 +44,7 @@ messages::ReadyReport node_health::readiness() {
   } else {
     report.set_node(st->node());
     for (const auto& peer : st->peers())
-      if (peer.state() != "up")
-        report.add_missing("peer " + peer.name() + ": " + peer.reason());
+      if (peer.state() != "up") report.add_missing("peer " + peer.name() + ": " + peer.reason());
   }
   report.set_ready(report.missing_size() == 0);
   return report;

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
-#include <prometheus/exposer.h>
-#include <prometheus/registry.h>
 
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
@@ -43,12 +43,12 @@ struct arguments {
 };
 
 const char* usage =
-  "usage: chorus-node [--config FILE] (--node NAME | --check | --describe)\n"
-  "  --config FILE  cluster description (default: cluster.conf)\n"
-  "  --node NAME    run the node called NAME in FILE\n"
-  "  --check        validate FILE and exit\n"
-  "  --describe     print FILE as shell variables (used by ./chorus)\n"
-  "  --version      print the version\n";
+    "usage: chorus-node [--config FILE] (--node NAME | --check | --describe)\n"
+    "  --config FILE  cluster description (default: cluster.conf)\n"
+    "  --node NAME    run the node called NAME in FILE\n"
+    "  --check        validate FILE and exit\n"
+    "  --describe     print FILE as shell variables (used by ./chorus)\n"
+    "  --version      print the version\n";
 
 bool parse_arguments(int argc, char** argv, arguments& out) {
   std::vector<std::string> args{argv + 1, argv + argc};
@@ -63,11 +63,9 @@ bool parse_arguments(int argc, char** argv, arguments& out) {
       return true;
     };
     if (a == "--config") {
-      if (!value(out.config))
-        return false;
+      if (!value(out.config)) return false;
     } else if (a == "--node") {
-      if (!value(out.node))
-        return false;
+      if (!value(out.node)) return false;
     } else if (a == "--check") {
       out.check = true;
     } else if (a == "--describe") {
@@ -92,16 +90,14 @@ bool parse_arguments(int argc, char** argv, arguments& out) {
 
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
-  for (char c : s)
-    out += c == '\'' ? std::string{"'\\''"} : std::string(1, c);
+  for (char c : s) out += c == '\'' ? std::string{"'\\''"} : std::string(1, c);
   return out + "'";
 }
 
 std::string shell_name(const std::string& node) {
   std::string out = node;
   for (auto& c : out)
-    if (c == '-')
-      c = '_';
+    if (c == '-') c = '_';
   return out;
 }
 
@@ -113,12 +109,10 @@ std::set<std::string> local_databases(const chorus::cluster_config& cfg) {
     auto at = dsn.find(port);
     auto local = dsn.find("@127.0.0.1" + port) != std::string::npos ||
                  dsn.find("@localhost" + port) != std::string::npos;
-    if (!local || at == std::string::npos)
-      continue;
+    if (!local || at == std::string::npos) continue;
     auto db = dsn.substr(at + port.size());
     db = db.substr(0, db.find('?'));
-    if (!db.empty())
-      out.insert(db);
+    if (!db.empty()) out.insert(db);
   }
   return out;
 }
@@ -129,12 +123,10 @@ void describe(const chorus::cluster_config& cfg) {
   std::printf("CHORUS_PG_PORT=%u\n", cfg.storage.postgres_port);
   std::printf("CHORUS_REDIS_PORT=%u\n", cfg.storage.redis_port);
   std::string dbs;
-  for (const auto& db : local_databases(cfg))
-    dbs += (dbs.empty() ? "" : " ") + db;
+  for (const auto& db : local_databases(cfg)) dbs += (dbs.empty() ? "" : " ") + db;
   std::printf("CHORUS_PG_DATABASES=%s\n", shell_quote(dbs).c_str());
   std::string names;
-  for (const auto& n : cfg.nodes)
-    names += (names.empty() ? "" : " ") + n.name.str();
+  for (const auto& n : cfg.nodes) names += (names.empty() ? "" : " ") + n.name.str();
   std::printf("CHORUS_NODES=%s\n", shell_quote(names).c_str());
   for (const auto& n : cfg.nodes) {
     auto v = "CHORUS_NODE_" + shell_name(n.name.str());
@@ -163,8 +155,7 @@ int fail(chorus::json_log& log, int code, const std::string& what) {
 int main(int argc, char** argv) {
   using namespace chorus;
   arguments args;
-  if (!parse_arguments(argc, argv, args))
-    return 2;
+  if (!parse_arguments(argc, argv, args)) return 2;
 
   node_system_config caf_cfg;
   auto loaded = load_cluster_config(args.config, caf_cfg.caf_options());
@@ -184,8 +175,7 @@ int main(int argc, char** argv) {
   const node_spec* self = cfg.find(node_name{args.node});
   if (self == nullptr) {
     std::string names;
-    for (const auto& n : cfg.nodes)
-      names += (names.empty() ? "" : ", ") + n.name.str();
+    for (const auto& n : cfg.nodes) names += (names.empty() ? "" : ", ") + n.name.str();
     std::fprintf(stderr, "chorus-node: --node %s: no such node in %s (nodes: %s)\n",
                  args.node.c_str(), cfg.path.c_str(), names.c_str());
     return 2;
@@ -195,8 +185,7 @@ int main(int argc, char** argv) {
   {
     std::ifstream in{cfg.path};
     if (auto err = caf_cfg.parse(caf::actor_system_config::string_list{}, in)) {
-      std::fprintf(stderr, "chorus-node: %s: %s\n", cfg.path.c_str(),
-                   caf_cfg.render(err).c_str());
+      std::fprintf(stderr, "chorus-node: %s: %s\n", cfg.path.c_str(), caf_cfg.render(err).c_str());
       return 2;
     }
   }
@@ -232,7 +221,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(log, 3,
                 "metrics-port " + std::to_string(self->metrics_port) + " on " + self->host +
-                  " cannot be bound (in use?): " + e.what());
+                    " cannot be bound (in use?): " + e.what());
   }
   node_probe probe{*registry, cfg, *self};
 
@@ -242,18 +231,17 @@ int main(int argc, char** argv) {
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
   // a port that another process listens on still fails.
   auto published =
-    system.middleman().publish(membership, self->actor_port, self->host.c_str(), true);
+      system.middleman().publish(membership, self->actor_port, self->host.c_str(), true);
   if (!published)
     fail_fast(log, 3,
               "actor-port " + std::to_string(self->actor_port) + " on " + self->host +
-                " cannot be bound (in use?): " + system.render(published.error()));
+                  " cannot be bound (in use?): " + system.render(published.error()));
 
   node_health health{system, cfg, membership};
   edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); }};
   edge::edge_server edge{edge::edge_config{self->host, self->http_port}, std::move(hooks),
                          *registry, log};
-  if (auto err = edge.bind())
-    fail_fast(log, 3, error_detail(err));
+  if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();
   exposer->RegisterCollectable(registry);
   caf::anon_send(membership, begin_atom_v);
@@ -265,8 +253,7 @@ int main(int argc, char** argv) {
 
   for (;;) {
     int sig = 0;
-    if (sigwait(&signals, &sig) != 0)
-      continue;
+    if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       // Live membership changes arrive with the entity-runtime issue.
       log.warn("node", "SIGHUP received: reloading cluster.conf is not supported yet");

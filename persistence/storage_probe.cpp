@@ -31,8 +31,7 @@ namespace {
 std::string with_connect_timeout(const std::string& dsn, std::chrono::milliseconds timeout) {
   auto secs = std::max<long long>(2, (timeout.count() + 999) / 1000);
   auto is_uri = dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0;
-  if (!is_uri)
-    return dsn + " connect_timeout=" + std::to_string(secs);
+  if (!is_uri) return dsn + " connect_timeout=" + std::to_string(secs);
   auto sep = dsn.find('?') == std::string::npos ? '?' : '&';
   return dsn + sep + "connect_timeout=" + std::to_string(secs);
 }
@@ -60,8 +59,7 @@ caf::error probe_postgres(const std::string& dsn, std::chrono::milliseconds time
     return {};
   } catch (const std::exception& e) {
     std::string what = e.what();
-    while (!what.empty() && (what.back() == '\n' || what.back() == ' '))
-      what.pop_back();
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
     return make_error(errc::postgres_unavailable, what);
   }
 }
@@ -83,8 +81,7 @@ caf::error parse_redis_url(const std::string& url, redis_address& out) {
       return make_error(errc::bad_address, "bad port in redis url: " + url);
     rest = rest.substr(0, colon);
   }
-  if (rest.empty())
-    return make_error(errc::bad_address, "no host in redis url: " + url);
+  if (rest.empty()) return make_error(errc::bad_address, "no host in redis url: " + url);
   addr.host = std::string{rest};
   out = std::move(addr);
   return {};
@@ -92,12 +89,11 @@ caf::error parse_redis_url(const std::string& url, redis_address& out) {
 
 caf::error probe_redis(const std::string& url, std::chrono::milliseconds timeout) {
   redis_address addr;
-  if (auto err = parse_redis_url(url, addr))
-    return err;
+  if (auto err = parse_redis_url(url, addr)) return err;
   timeval tv{static_cast<time_t>(timeout.count() / 1000),
              static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   std::unique_ptr<redisContext, redis_free> ctx{
-    redisConnectWithTimeout(addr.host.c_str(), addr.port, tv)};
+      redisConnectWithTimeout(addr.host.c_str(), addr.port, tv)};
   if (ctx == nullptr)
     return make_error(errc::redis_unavailable, "redis: out of memory allocating a context");
   if (ctx->err != 0)
@@ -105,12 +101,12 @@ caf::error probe_redis(const std::string& url, std::chrono::milliseconds timeout
   if (redisSetTimeout(ctx.get(), tv) != REDIS_OK)
     return make_error(errc::redis_unavailable, "redis: cannot set socket timeout");
   std::unique_ptr<redisReply, reply_free> reply{
-    static_cast<redisReply*>(redisCommand(ctx.get(), "PING"))};
+      static_cast<redisReply*>(redisCommand(ctx.get(), "PING"))};
   if (reply == nullptr)
     return make_error(errc::redis_unavailable, std::string{"redis: "} + ctx->errstr);
   if (reply->type != REDIS_REPLY_STATUS || std::string_view{reply->str, reply->len} != "PONG")
-    return make_error(errc::redis_unavailable,
-                      "redis: unexpected answer to PING: " + std::string{reply->str ? reply->str : ""});
+    return make_error(errc::redis_unavailable, "redis: unexpected answer to PING: " +
+                                                   std::string{reply->str ? reply->str : ""});
   return {};
 }
 

@@ -91,8 +91,8 @@ TEST_CASE("a hung node (SIGSTOP) leaves the others' view within 3 s and returns 
   c.start_all();
   REQUIRE_MESSAGE(c.converged(20s), diagnostics(c));
   c.at(2).process->signal(SIGSTOP);
-  CHECK(test::eventually(3500ms,
-                         [&] { return c.sees(0, "n3", "down") && c.sees(1, "n3", "down"); }));
+  CHECK(
+      test::eventually(3500ms, [&] { return c.sees(0, "n3", "down") && c.sees(1, "n3", "down"); }));
   c.at(2).process->signal(SIGCONT);
   CHECK_MESSAGE(c.converged(15s), diagnostics(c));
 }
@@ -113,32 +113,19 @@ TEST_CASE("SIGTERM stops a node cleanly with exit code 0 and a last log line") {
 
 TEST_CASE("a node whose ports are taken exits non-zero naming the port") {
   test::test_cluster c{1};
-  SUBCASE("http port") {
-    port_squatter squat{c.at(0).http_port};
+  const auto& n = c.at(0);
+  for (const auto& [key, port] :
+       std::vector<std::pair<std::string, uint16_t>>{{"http-port", n.http_port},
+                                                     {"actor-port", n.actor_port},
+                                                     {"metrics-port", n.metrics_port}}) {
+    CAPTURE(key);
+    port_squatter squat{port};
     c.start(0);
     auto code = c.at(0).process->wait_exit(15s);
     REQUIRE(code);
     CHECK(*code == 3);
     CHECK(has(test::read_file(c.output_of(0)),
-              "http-port " + std::to_string(c.at(0).http_port) + " on 127.0.0.1 cannot be bound"));
-  }
-  SUBCASE("actor port") {
-    port_squatter squat{c.at(0).actor_port};
-    c.start(0);
-    auto code = c.at(0).process->wait_exit(15s);
-    REQUIRE(code);
-    CHECK(*code == 3);
-    CHECK(has(test::read_file(c.output_of(0)),
-              "actor-port " + std::to_string(c.at(0).actor_port) + " on 127.0.0.1 cannot be bound"));
-  }
-  SUBCASE("metrics port") {
-    port_squatter squat{c.at(0).metrics_port};
-    c.start(0);
-    auto code = c.at(0).process->wait_exit(15s);
-    REQUIRE(code);
-    CHECK(*code == 3);
-    CHECK(has(test::read_file(c.output_of(0)),
-              "metrics-port " + std::to_string(c.at(0).metrics_port)));
+              key + " " + std::to_string(port) + " on 127.0.0.1 cannot be bound"));
   }
 }
 
@@ -156,12 +143,15 @@ TEST_CASE("every node's metrics port serves text that promtool accepts") {
     CHECK(has(metrics.body, "chorus_node_info{"));
     test::temp_dir dir;
     test::write_file(dir.path() + "/metrics.txt", metrics.body);
-    auto check = test::run({"/bin/sh", "-c", "promtool check metrics < " + dir.path() + "/metrics.txt"});
+    auto check =
+        test::run({"/bin/sh", "-c", "promtool check metrics < " + dir.path() + "/metrics.txt"});
     CHECK_MESSAGE(check.exit_code == 0, check.output);
   }
   auto metrics = test::http_get(c.at(0).metrics_port, "/metrics");
-  CHECK(has(metrics.body, R"(chorus_http_requests_total{method="GET",route="/healthz",status="200"} 1)"));
-  CHECK(has(metrics.body, R"(chorus_http_requests_total{method="GET",route="unmatched",status="404"} 1)"));
+  CHECK(has(metrics.body,
+            R"(chorus_http_requests_total{method="GET",route="/healthz",status="200"} 1)"));
+  CHECK(has(metrics.body,
+            R"(chorus_http_requests_total{method="GET",route="unmatched",status="404"} 1)"));
 }
 
 TEST_CASE("every answer carries a request id, echoed when the client sends a sane one") {
@@ -172,8 +162,8 @@ TEST_CASE("every answer carries a request id, echoed when the client sends a san
   CHECK(generated.size() == 32);
   auto echoed = test::http_get(c.at(0).http_port, "/healthz", {{"X-Request-Id", "abc-123"}});
   CHECK(echoed.header("X-Request-Id") == "abc-123");
-  auto hostile = test::http_get(c.at(0).http_port, "/healthz",
-                                {{"X-Request-Id", std::string(500, 'x')}});
+  auto hostile =
+      test::http_get(c.at(0).http_port, "/healthz", {{"X-Request-Id", std::string(500, 'x')}});
   CHECK(hostile.header("X-Request-Id").size() == 32);
 }
 
@@ -183,5 +173,7 @@ TEST_CASE("an unknown route answers 404 in the one error shape") {
   REQUIRE(test::eventually(20s, [&] { return c.get(0, "/healthz").status == 200; }));
   auto reply = c.get(0, "/v1/nothing-here");
   CHECK(reply.status == 404);
-  CHECK(has(reply.body, R"({"error":{"code":"not_found","message":"GET /v1/nothing-here: no such route","request_id":")"));
+  CHECK(has(
+      reply.body,
+      R"({"error":{"code":"not_found","message":"GET /v1/nothing-here: no such route","request_id":")"));
 }

@@ -21,24 +21,19 @@ namespace chorus::test {
 namespace {
 
 int decode(int status) {
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& argv,
-                             const std::string& output_path) {
+child_process::child_process(const std::vector<std::string>& argv, const std::string& output_path) {
   std::vector<char*> args;
-  for (const auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_ = ::fork();
-  if (pid_ < 0)
-    throw std::runtime_error(std::string{"fork: "} + std::strerror(errno));
+  if (pid_ < 0) throw std::runtime_error(std::string{"fork: "} + std::strerror(errno));
   if (pid_ == 0) {
     int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
@@ -47,8 +42,7 @@ child_process::child_process(const std::vector<std::string>& argv,
       ::close(fd);
     }
     int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0)
-      ::dup2(devnull, 0);
+    if (devnull >= 0) ::dup2(devnull, 0);
     // Unblock everything: the test runner's mask must not leak into the child.
     sigset_t none;
     sigemptyset(&none);
@@ -67,21 +61,23 @@ child_process::~child_process() {
   }
 }
 
-void child_process::signal(int sig) const { ::kill(pid_, sig); }
+void child_process::signal(int sig) const {
+  ::kill(pid_, sig);
+}
 
 std::optional<int> child_process::wait_exit(std::chrono::milliseconds timeout) {
-  if (status_)
-    return status_;
+  if (status_) return status_;
   eventually(timeout, [this] {
     int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_)
-      status_ = decode(status);
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) status_ = decode(status);
     return status_.has_value();
   });
   return status_;
 }
 
-bool child_process::running() { return !wait_exit(std::chrono::milliseconds{0}); }
+bool child_process::running() {
+  return !wait_exit(std::chrono::milliseconds{0});
+}
 
 run_result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   temp_dir dir;
@@ -108,8 +104,7 @@ uint16_t free_port() {
 temp_dir::temp_dir() {
   auto base = std::filesystem::temp_directory_path() / "chorus-test-XXXXXX";
   std::string tmpl = base.string();
-  if (::mkdtemp(tmpl.data()) == nullptr)
-    throw std::runtime_error("mkdtemp failed");
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   path_ = tmpl;
 }
 

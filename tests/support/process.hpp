@@ -71,10 +71,8 @@ template <class Predicate>
 bool chorus::test::eventually(std::chrono::milliseconds timeout, Predicate predicate) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (predicate())
-      return true;
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
+    if (predicate()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
 }

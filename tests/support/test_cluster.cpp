@@ -12,8 +12,7 @@
 namespace chorus::test {
 
 std::string node_binary() {
-  if (const char* env = std::getenv("CHORUS_NODE_BIN"); env != nullptr && *env != '\0')
-    return env;
+  if (const char* env = std::getenv("CHORUS_NODE_BIN"); env != nullptr && *env != '\0') return env;
   return CHORUS_TEST_NODE_BIN;
 }
 
@@ -22,8 +21,7 @@ storage_endpoints real_storage() {
   std::string path = env != nullptr && *env != '\0' ? env : CHORUS_TEST_SOURCE_DIR "/cluster.conf";
   node_system_config caf_cfg;
   auto cfg = load_cluster_config(path, caf_cfg.caf_options());
-  if (!cfg)
-    throw std::runtime_error("cannot read " + path + " for the storage endpoints");
+  if (!cfg) throw std::runtime_error("cannot read " + path + " for the storage endpoints");
   return {cfg->storage.dsns.at("user"), cfg->storage.redis_url, cfg->storage.postgres_port,
           cfg->storage.redis_port};
 }
@@ -41,8 +39,7 @@ std::string storage_section() {
 
 std::string http_reply::header(const std::string& name) const {
   for (const auto& [k, v] : headers)
-    if (strcasecmp(k.c_str(), name.c_str()) == 0)
-      return v;
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
   return {};
 }
 
@@ -52,16 +49,13 @@ http_reply http_get(uint16_t port, const std::string& path,
   cli.set_connection_timeout(1, 0);
   cli.set_read_timeout(5, 0);
   httplib::Headers h;
-  for (const auto& [k, v] : headers)
-    h.emplace(k, v);
+  for (const auto& [k, v] : headers) h.emplace(k, v);
   auto res = cli.Get(path.c_str(), h);
   http_reply out;
-  if (!res)
-    return out;
+  if (!res) return out;
   out.status = res->status;
   out.body = res->body;
-  for (const auto& [k, v] : res->headers)
-    out.headers.emplace_back(k, v);
+  for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
   return out;
 }
 
@@ -76,8 +70,7 @@ test_cluster::test_cluster(size_t n) {
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
-       << storage_section()
-       << "[middleman]\nheartbeat-interval=500ms\nconnection-timeout=2s\n"
+       << storage_section() << "[middleman]\nheartbeat-interval=500ms\nconnection-timeout=2s\n"
        << "[scheduler]\nmax-threads=2\n";
   conf_path_ = dir_.path() + "/cluster.conf";
   write_file(conf_path_, conf.str());
@@ -87,19 +80,17 @@ void test_cluster::start(size_t i) {
   auto& nd = at(i);
   nd.process.reset();  // reaps a previous incarnation
   nd.process = std::make_unique<child_process>(
-    std::vector<std::string>{node_binary(), "--config", conf_path_, "--node", nd.name},
-    output_of(i));
+      std::vector<std::string>{node_binary(), "--config", conf_path_, "--node", nd.name},
+      output_of(i));
 }
 
 void test_cluster::start_all() {
-  for (size_t i = 0; i < size(); ++i)
-    start(i);
+  for (size_t i = 0; i < size(); ++i) start(i);
 }
 
 std::optional<messages::NodeStatus> test_cluster::status(size_t i) {
   auto reply = get(i, "/statusz");
-  if (reply.status != 200)
-    return std::nullopt;
+  if (reply.status != 200) return std::nullopt;
   messages::NodeStatus out;
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
@@ -110,22 +101,18 @@ std::optional<messages::NodeStatus> test_cluster::status(size_t i) {
 
 bool test_cluster::sees(size_t i, const std::string& peer, const std::string& state) {
   auto st = status(i);
-  if (!st)
-    return false;
+  if (!st) return false;
   for (const auto& p : st->peers())
-    if (p.name() == peer)
-      return p.state() == state;
+    if (p.name() == peer) return p.state() == state;
   return false;
 }
 
 bool test_cluster::converged(std::chrono::milliseconds timeout) {
   return eventually(timeout, [this] {
     for (size_t i = 0; i < size(); ++i) {
-      if (!at(i).process || !at(i).process->running())
-        continue;
+      if (!at(i).process || !at(i).process->running()) continue;
       auto st = status(i);
-      if (!st || st->peers_up() != size() - 1)
-        return false;
+      if (!st || st->peers_up() != size() - 1) return false;
     }
     return true;
   });

@@ -23,11 +23,12 @@ TEST_CASE("the Redis that ./chorus started answers PING on the configured URL") 
   CHECK_MESSAGE(!err, error_detail(err));
 }
 
-TEST_CASE("a PostgreSQL that is not there is an error value, not an exception, within the timeout") {
+TEST_CASE(
+    "a PostgreSQL that is not there is an error value, not an exception, within the timeout") {
   auto port = test::free_port();
   auto start = std::chrono::steady_clock::now();
   auto err = persistence::probe_postgres(
-    "postgresql://chorus@127.0.0.1:" + std::to_string(port) + "/chorus", 1s);
+      "postgresql://chorus@127.0.0.1:" + std::to_string(port) + "/chorus", 1s);
   REQUIRE(err);
   CHECK(err.code() == static_cast<uint8_t>(persistence::errc::postgres_unavailable));
   CHECK(error_detail(err).find(std::to_string(port)) != std::string::npos);

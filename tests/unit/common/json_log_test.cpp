@@ -25,8 +25,10 @@ TEST_CASE("every log line is one JSON object with node, level, component and fie
   }
   auto text = test::read_file(path);
   CHECK(text.back() == '\n');
-  CHECK(text.find(R"("level":"warn","node":"n1","component":"membership","msg":"peer \"down\"","peer":"n2"})") !=
-        std::string::npos);
+  CHECK(
+      text.find(
+          R"("level":"warn","node":"n1","component":"membership","msg":"peer \"down\"","peer":"n2"})") !=
+      std::string::npos);
   CHECK(text.rfind("{\"ts\":\"20", 0) == 0);
 }
 
@@ -42,8 +44,7 @@ TEST_CASE("lines written from many threads never interleave") {
         for (int i = 0; i < 500; ++i)
           log.info("test", std::string(100, static_cast<char>('a' + t)));
       });
-    for (auto& th : threads)
-      th.join();
+    for (auto& th : threads) th.join();
   }
   std::istringstream in{test::read_file(path)};
   std::string line;

@@ -144,8 +144,9 @@ TEST_CASE("one port used twice on the same host is refused") {
 
 TEST_CASE("wrongly typed values name the expected type") {
   auto err = error_of(good_with("http-port=8080", "http-port=\"8080\""));
-  CHECK(err == "/etc/chorus/test.conf: chorus.nodes[0].http-port: expected an integer, got "
-               "string \"8080\"");
+  CHECK(err ==
+        "/etc/chorus/test.conf: chorus.nodes[0].http-port: expected an integer, got "
+        "string \"8080\"");
   err = error_of(good_with("roles=[\"transcode\"]", "roles=\"transcode\""));
   CHECK(err.find("chorus.nodes[1].roles: expected a list") != std::string::npos);
   err = error_of(good_with("dial-timeout=3s", "dial-timeout=3"));
@@ -192,9 +193,10 @@ TEST_CASE("chorus-node exits 2 naming the problem for each kind of bad file") {
     std::string from, to, expected;
   };
   for (const auto& c : std::vector<bad_case>{
-         {"data-dir=", "colour=\"red\"\ndata-dir=", "chorus.colour: unknown key"},
-         {"name=\"n2\"", "name=\"n1\"", "duplicate node name \"n1\""},
-         {"http-port=8080", "http-port=65536", "chorus.nodes[0].http-port: 65536 is out of range"},
+           {"data-dir=", "colour=\"red\"\ndata-dir=", "chorus.colour: unknown key"},
+           {"name=\"n2\"", "name=\"n1\"", "duplicate node name \"n1\""},
+           {"http-port=8080", "http-port=65536",
+            "chorus.nodes[0].http-port: 65536 is out of range"},
        }) {
     CAPTURE(c.expected);
     test::write_file(conf, good_with(c.from, c.to));

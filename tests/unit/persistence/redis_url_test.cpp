@@ -20,8 +20,8 @@ TEST_CASE("a redis url gives host, port and database") {
 
 TEST_CASE("malformed redis urls are bad_address errors that say what is wrong") {
   redis_address addr;
-  for (const auto* url : {"http://x:1", "redis://:6379", "redis://h:99999", "redis://h:12ab",
-                          "redis://h:1/x"}) {
+  for (const auto* url :
+       {"http://x:1", "redis://:6379", "redis://h:99999", "redis://h:12ab", "redis://h:1/x"}) {
     CAPTURE(url);
     auto err = parse_redis_url(url, addr);
     REQUIRE(err);
