@@ -7,8 +7,10 @@
 #include <httplib.h>
 #include <caf/sec.hpp>
 
+#include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_probe.hpp"
 #include "http_edge/error_table.hpp"
+#include "messages/debug.pb.h"
 #include "messages/errors.hpp"
 
 namespace chorus::edge {
@@ -56,12 +58,42 @@ void send_error(httplib::Response& res, const http_error& e, const std::string& 
   res.set_content(error_body(e.code, message, request_id), json_type);
 }
 
+void send_error(httplib::Response& res, const caf::error& err, const std::string& request_id) {
+  auto e = to_http(err);
+  // Internal failures are logged with their detail by whoever failed; clients get no internals.
+  send_error(res, e, e.status == 500 ? "internal error" : error_detail(err), request_id);
+}
+
+// Entity ids in paths: 1..128 of [A-Za-z0-9._-].
+bool valid_entity_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+template <class Message>
+entity_envelope envelope_for(const std::string& kind, const std::string& id, const Message& msg,
+                             const std::string& request_id) {
+  entity_envelope env;
+  env.kind = kind;
+  env.id = id;
+  env.type = Message::descriptor()->full_name();
+  env.payload = msg.SerializeAsString();
+  // The request id becomes the trace id until the tracing work propagates real contexts.
+  env.traceparent = "00-" + request_id.substr(0, 32) + "-0000000000000001-01";
+  return env;
+}
+
 }  // namespace
 
-edge_server::edge_server(edge_config cfg, health_hooks hooks, prometheus::Registry& registry,
-                         json_log& log)
+edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys,
+                         envelope_handler router, prometheus::Registry& registry, json_log& log)
     : cfg_(std::move(cfg)),
       hooks_(std::move(hooks)),
+      sys_(sys),
+      router_(std::move(router)),
       log_(log),
       probe_(std::make_unique<edge_probe>(registry)),
       server_(std::make_unique<httplib::Server>()) {
@@ -74,26 +106,49 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, prometheus::Regist
   srv.set_keep_alive_timeout(5);
   srv.set_payload_max_length(1 << 20);
 
-  route_get("/healthz", "/healthz",
-            [](const httplib::Request&, httplib::Response& res, const std::string&) {
-              res.set_content("{\"status\":\"ok\"}", json_type);
-            });
-  route_get("/readyz", "/readyz",
-            [this](const httplib::Request&, httplib::Response& res, const std::string&) {
-              auto report = hooks_.readiness();
-              res.status = report.ready() ? 200 : 503;
-              if (!report.ready()) res.set_header("Retry-After", "1");
-              res.set_content(to_json(report), json_type);
-            });
-  route_get("/statusz", "/statusz",
-            [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
-              auto status = hooks_.status();
-              if (!status) {
-                send_error(res, to_http(status.error()), error_detail(status.error()), rid);
-                return;
-              }
-              res.set_content(to_json(*status), json_type);
-            });
+  route("GET", "/healthz", "/healthz",
+        [](const httplib::Request&, httplib::Response& res, const std::string&) {
+          res.set_content("{\"status\":\"ok\"}", json_type);
+        });
+  route("GET", "/readyz", "/readyz",
+        [this](const httplib::Request&, httplib::Response& res, const std::string&) {
+          auto report = hooks_.readiness();
+          res.status = report.ready() ? 200 : 503;
+          if (!report.ready()) res.set_header("Retry-After", "1");
+          res.set_content(to_json(report), json_type);
+        });
+  route("GET", "/statusz", "/statusz",
+        [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
+          auto status = hooks_.status();
+          if (!status) {
+            send_error(res, status.error(), rid);
+            return;
+          }
+          res.set_content(to_json(*status), json_type);
+        });
+
+  if (cfg_.debug_endpoints) {
+    route("POST", R"(/v1/debug/counters/([^/]+)/increment)", "/v1/debug/counters/{id}/increment",
+          [this](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+            auto id = req.matches[1].str();
+            if (!valid_entity_id(id))
+              return send_error(res, {400, "invalid_id", 0},
+                                "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+            messages::CounterIncrement cmd;
+            answer_from_entity<messages::CounterValue>(envelope_for("counter", id, cmd, rid), res,
+                                                       rid);
+          });
+    route("GET", R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
+          [this](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+            auto id = req.matches[1].str();
+            if (!valid_entity_id(id))
+              return send_error(res, {400, "invalid_id", 0},
+                                "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+            messages::CounterGet cmd;
+            answer_from_entity<messages::CounterValue>(envelope_for("counter", id, cmd, rid), res,
+                                                       rid);
+          });
+  }
 
   // Unmatched paths and methods get the one error shape too.
   srv.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -114,9 +169,26 @@ edge_server::~edge_server() {
   stop();
 }
 
-void edge_server::route_get(const std::string& pattern, const std::string& route, handler fn) {
-  server_->Get(pattern, [this, route, fn = std::move(fn)](const httplib::Request& req,
-                                                          httplib::Response& res) {
+template <class Reply>
+void edge_server::answer_from_entity(entity_envelope env, httplib::Response& res,
+                                     const std::string& request_id) {
+  using namespace std::chrono;
+  env.deadline_ms =
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch() + cfg_.entity_timeout)
+          .count();
+  auto bytes = ask<std::string>(sys_, router_, cfg_.entity_timeout, std::move(env));
+  if (!bytes) return send_error(res, bytes.error(), request_id);
+  Reply reply;
+  if (!reply.ParseFromString(*bytes))
+    return send_error(res, make_error(runtime_errc::bad_payload, "unreadable entity reply"),
+                      request_id);
+  res.set_content(to_json(reply), json_type);
+}
+
+void edge_server::route(const char* method, const std::string& pattern, const std::string& route,
+                        handler fn) {
+  auto wrapped = [this, route, fn = std::move(fn)](const httplib::Request& req,
+                                                   httplib::Response& res) {
     auto start = std::chrono::steady_clock::now();
     probe_->begin();
     auto rid = request_id_of(req);
@@ -126,7 +198,11 @@ void edge_server::route_get(const std::string& pattern, const std::string& route
     if (res.status == -1) res.status = 200;
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
     probe_->end(route, req.method, res.status, elapsed.count());
-  });
+  };
+  if (std::string_view{method} == "GET")
+    server_->Get(pattern, std::move(wrapped));
+  else
+    server_->Post(pattern, std::move(wrapped));
 }
 
 caf::error edge_server::bind() {

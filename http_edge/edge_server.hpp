@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -7,10 +8,12 @@
 #include <thread>
 
 #include <prometheus/registry.h>
+#include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
 #include "common/json_log.hpp"
+#include "messages/envelope.hpp"
 #include "messages/node.pb.h"
 
 namespace httplib {
@@ -29,6 +32,10 @@ struct edge_config {
   uint16_t port = 0;
   /// cpp-httplib holds one worker per connection, and a worker waits for an actor's answer.
   size_t worker_threads = 128;
+  /// How long a request may wait for an entity's answer before it is a 503.
+  std::chrono::milliseconds entity_timeout{5000};
+  /// Serve /v1/debug/counters (the demo entity).
+  bool debug_endpoints = false;
 };
 
 /// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).
@@ -42,11 +49,13 @@ struct health_hooks {
 /// The REST edge of one node (cpp-httplib, TCP_NODELAY on). Owned by the node's main();
 /// bind() then start() on the main thread, stop() before the actor system goes away.
 /// Serves: GET /healthz (process alive), GET /readyz (200 or 503 naming what is missing),
-/// GET /statusz (NodeStatus as JSON). Every answer carries X-Request-Id (echoed or generated);
-/// every failure uses the one JSON error shape.
+/// GET /statusz (NodeStatus as JSON); with debug endpoints, POST /v1/debug/counters/{id}/increment
+/// and GET /v1/debug/counters/{id}, sent as envelopes to the node's router. Every answer carries
+/// X-Request-Id (echoed or generated); every failure uses the one JSON error shape.
 class edge_server {
  public:
-  edge_server(edge_config cfg, health_hooks hooks, prometheus::Registry& registry, json_log& log);
+  edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys, envelope_handler router,
+              prometheus::Registry& registry, json_log& log);
   ~edge_server();
 
   edge_server(const edge_server&) = delete;
@@ -62,10 +71,18 @@ class edge_server {
  private:
   using handler = std::function<void(const httplib::Request&, httplib::Response&,
                                      const std::string& request_id)>;
-  void route_get(const std::string& pattern, const std::string& route, handler fn);
+  /// Registers `fn` for `method` and `pattern` (a regex); `route` names it in metrics.
+  void route(const char* method, const std::string& pattern, const std::string& route, handler fn);
+  /// Sends `env` to the router and answers with the reply (rendered as `Reply` JSON) or the
+  /// error's status and body.
+  template <class Reply>
+  void answer_from_entity(entity_envelope env, httplib::Response& res,
+                          const std::string& request_id);
 
   edge_config cfg_;
   health_hooks hooks_;
+  caf::actor_system& sys_;
+  envelope_handler router_;
   json_log& log_;
   std::unique_ptr<edge_probe> probe_;
   std::unique_ptr<httplib::Server> server_;

@@ -4,6 +4,7 @@
 #include <caf/sec.hpp>
 
 #include "common/json_log.hpp"
+#include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 
 namespace chorus::edge {
@@ -14,6 +15,8 @@ http_error to_http(const caf::error& err) {
       case caf::sec::request_timeout:
         return {503, "timeout", 1};
       case caf::sec::request_receiver_down:
+      case caf::sec::no_route_to_receiving_node:
+        // The owner went away mid-request: retrying reaches the new owner.
         return {503, "unavailable", 1};
       default:
         break;
@@ -24,6 +27,21 @@ http_error to_http(const caf::error& err) {
       case persistence::errc::postgres_unavailable:
       case persistence::errc::redis_unavailable:
         return {503, "storage_unavailable", 2};
+      default:
+        break;
+    }
+  }
+  if (err.category() == caf::atom("exit")) {
+    // The owning entity or node terminated while the request was in flight.
+    return {503, "unavailable", 1};
+  }
+  if (err.category() == runtime_category) {
+    switch (static_cast<runtime_errc>(err.code())) {
+      case runtime_errc::no_owner:
+      case runtime_errc::overloaded:
+        return {503, "unavailable", 1};
+      case runtime_errc::bad_payload:
+        return {400, "bad_request", 0};
       default:
         break;
     }

@@ -9,7 +9,20 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
+#include "messages/envelope.hpp"
+
 CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
+
+// The envelope every command to an entity travels in, and the handle type nodes exchange so
+// that routers can reach each other's registries.
+CAF_ADD_TYPE_ID(chorus, (chorus::entity_envelope))
+CAF_ADD_TYPE_ID(chorus, (chorus::envelope_handler))
+
+// Router: a peer's registry became reachable / was lost.
+CAF_ADD_ATOM(chorus, chorus, peer_up_atom, "peer_up")
+CAF_ADD_ATOM(chorus, chorus, peer_down_atom, "peer_down")
+// Registry: periodic passivation sweep.
+CAF_ADD_ATOM(chorus, chorus, sweep_atom, "sweep")
 
 // Membership: "who are you?" -> (cluster name, node name).
 CAF_ADD_ATOM(chorus, chorus, whoami_atom, "whoami")

@@ -89,6 +89,20 @@ class section_reader {
     return true;
   }
 
+  bool boolean(const std::string& key, bool& out) {
+    auto* x = typed<bool>(key, false, "true or false");
+    if (x != nullptr) out = *x;
+    return error_.empty();
+  }
+
+  bool count(const std::string& key, size_t& out) {
+    auto* x = typed<int64_t>(key, false, "an integer");
+    if (x == nullptr) return error_.empty();
+    if (*x < 1) return fail(key, std::to_string(*x) + " must be at least 1");
+    out = static_cast<size_t>(*x);
+    return true;
+  }
+
   const caf::config_value::list* list(const std::string& key, bool required) {
     return typed<caf::config_value::list>(key, required, "a list");
   }
@@ -216,6 +230,15 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
       return mr.fail("retry-min", "must not be larger than retry-max");
   }
   if (!error.empty()) return false;
+
+  if (auto* e = r.dict("entities", false)) {
+    section_reader er{*e, "chorus.entities", error};
+    er.duration("idle-timeout", out.entities.idle_timeout);
+    er.count("max-active", out.entities.max_active);
+    er.duration("sweep-interval", out.entities.sweep_interval);
+    if (!er.finish()) return false;
+  }
+  if (!error.empty() || !r.boolean("debug-endpoints", out.debug_endpoints)) return false;
 
   auto* storage = r.dict("storage", true);
   if (storage == nullptr) return false;

@@ -46,6 +46,13 @@ struct storage_spec {
   std::string redis_url;
 };
 
+/// `chorus.entities`: activation limits of every node's entity registry.
+struct entities_spec {
+  std::chrono::milliseconds idle_timeout{60000};   ///< passivate after this long idle
+  size_t max_active = 1000000;                     ///< least recently used evicted beyond this
+  std::chrono::milliseconds sweep_interval{1000};  ///< how often idle entities are looked for
+};
+
 /// The whole of cluster.conf's `chorus` section, validated. Immutable once loaded; every
 /// component receives the part it needs by const reference.
 struct cluster_config {
@@ -53,7 +60,9 @@ struct cluster_config {
   std::string cluster_name;  ///< `chorus.cluster-name`
   std::string data_dir;      ///< absolute; `chorus.data-dir` resolved against the file's folder
   membership_spec membership;
+  entities_spec entities;
   storage_spec storage;
+  bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;
 
   /// The node called `name`, or nullptr.

@@ -37,6 +37,8 @@ struct membership_state {
   const node_spec* self_spec = nullptr;
   node_probe* probe = nullptr;
   json_log* log = nullptr;
+  envelope_handler registry;  // ours, handed to peers
+  router_actor router;        // told about live peers' registries
   clock_type::time_point started = clock_type::now();
   std::map<std::string, peer_state> peers;
 
@@ -66,12 +68,14 @@ void mark_down(self_pointer self, peer_state& peer, std::string reason) {
     peer.addr = caf::actor_addr{};
     peer.backoff = std::chrono::milliseconds{0};
     self->state.probe->peer_down(peer.spec->name);
+    self->send(self->state.router, peer_down_atom_v, peer.spec->name.str());
   }
   peer.reason = std::move(reason);
   schedule_dial(self, peer);
 }
 
-void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& handle) {
+void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& handle,
+             const envelope_handler& registry) {
   peer.dialing = false;
   peer.up = true;
   peer.since = clock_type::now();
@@ -80,6 +84,7 @@ void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& h
   peer.backoff = self->state.cfg->membership.retry_min;
   self->monitor(handle);
   self->state.probe->peer_up(peer.spec->name);
+  self->send(self->state.router, peer_up_atom_v, peer.spec->name.str(), registry);
   self->state.log->info("membership", "peer up", {{"peer", peer.spec->name.str()}});
 }
 
@@ -104,14 +109,15 @@ void dial(self_pointer self, const std::string& name) {
             auto remote = caf::actor_cast<membership_actor>(ptr);
             self->request(remote, timeout, whoami_atom_v)
                 .then(
-                    [self, name, ptr](std::string& cluster, std::string& node) {
+                    [self, name, ptr](std::string& cluster, std::string& node,
+                                      envelope_handler& registry) {
                       auto& peer = self->state.peers[name];
                       if (cluster != self->state.cfg->cluster_name || node != name)
                         mark_down(self, peer,
                                   "the actor port answers as node \"" + node + "\" of cluster \"" +
                                       cluster + "\"");
                       else
-                        mark_up(self, peer, ptr);
+                        mark_up(self, peer, ptr, registry);
                     },
                     [self, name](caf::error& err) {
                       mark_down(self, self->state.peers[name],
@@ -146,8 +152,11 @@ std::string render_status(self_pointer self) {
 }
 
 membership_actor::behavior_type membership(self_pointer self, const cluster_config* cfg,
-                                           const node_spec* me, node_probe* probe, json_log* log) {
+                                           const node_spec* me, envelope_handler registry,
+                                           router_actor router, node_probe* probe, json_log* log) {
   auto& st = self->state;
+  st.registry = std::move(registry);
+  st.router = std::move(router);
   st.cfg = cfg;
   st.self_spec = me;
   st.probe = probe;
@@ -165,8 +174,8 @@ membership_actor::behavior_type membership(self_pointer self, const cluster_conf
   });
   return {
       [self](whoami_atom) {
-        return caf::result<std::string, std::string>{self->state.cfg->cluster_name,
-                                                     self->state.self_spec->name.str()};
+        return caf::result<std::string, std::string, envelope_handler>{
+            self->state.cfg->cluster_name, self->state.self_spec->name.str(), self->state.registry};
       },
       [self](status_atom) { return render_status(self); },
       [self](begin_atom) {
@@ -179,8 +188,9 @@ membership_actor::behavior_type membership(self_pointer self, const cluster_conf
 }  // namespace
 
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
-                                  const node_spec& self, node_probe& probe, json_log& log) {
-  return sys.spawn(membership, &cfg, &self, &probe, &log);
+                                  const node_spec& self, envelope_handler registry,
+                                  router_actor router, node_probe& probe, json_log& log) {
+  return sys.spawn(membership, &cfg, &self, std::move(registry), std::move(router), &probe, &log);
 }
 
 }  // namespace chorus

@@ -9,6 +9,7 @@
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/router.hpp"
 
 namespace chorus {
 
@@ -19,8 +20,8 @@ class node_probe;
 /// expected cluster and node name, monitors it, and redials with back-off when it is lost.
 /// Peers find each other by dialling; there is no seed node.
 using membership_actor = caf::typed_actor<
-    /// Asked by a peer after connecting: answers (cluster name, node name).
-    caf::replies_to<whoami_atom>::with<std::string, std::string>,
+    /// Asked by a peer after connecting: answers (cluster name, node name, entity registry).
+    caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler>,
     /// Local query: answers this node's view as a serialized messages::NodeStatus.
     caf::replies_to<status_atom>::with<std::string>,
     /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
@@ -29,8 +30,11 @@ using membership_actor = caf::typed_actor<
     /// Internal timer: (re)dial the named peer.
     caf::reacts_to<dial_atom, std::string>>;
 
-/// Spawns the membership actor of `self`. `cfg`, `probe` and `log` must outlive the actor system.
+/// Spawns the membership actor of `self`. It hands `registry` to peers that ask who it is and
+/// tells `router` which peers' registries are live. `cfg`, `probe` and `log` must outlive the
+/// actor system.
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
-                                  const node_spec& self, node_probe& probe, json_log& log);
+                                  const node_spec& self, envelope_handler registry,
+                                  router_actor router, node_probe& probe, json_log& log);
 
 }  // namespace chorus

@@ -16,14 +16,19 @@ constexpr std::chrono::milliseconds probe_timeout{1000};
 }  // namespace
 
 node_health::node_health(caf::actor_system& sys, const cluster_config& cfg,
-                         membership_actor membership)
-    : sys_(sys), cfg_(cfg), membership_(std::move(membership)) {}
+                         membership_actor membership, entity_registry_actor registry)
+    : sys_(sys), cfg_(cfg), membership_(std::move(membership)), registry_(std::move(registry)) {}
 
 caf::expected<messages::NodeStatus> node_health::status() {
   auto bytes = edge::ask<std::string>(sys_, membership_, probe_timeout, status_atom_v);
   if (!bytes) return bytes.error();
   messages::NodeStatus out;
   out.ParseFromString(*bytes);
+  auto entities = edge::ask<std::string>(sys_, registry_, probe_timeout, status_atom_v);
+  if (!entities) return entities.error();
+  messages::RegistryStatus reg;
+  reg.ParseFromString(*entities);
+  *out.mutable_entities() = reg.kinds();
   return out;
 }
 

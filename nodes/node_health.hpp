@@ -5,6 +5,7 @@
 
 #include "messages/node.pb.h"
 #include "nodes/cluster_config.hpp"
+#include "nodes/entity_registry.hpp"
 #include "nodes/membership_actor.hpp"
 
 namespace chorus {
@@ -13,9 +14,10 @@ namespace chorus {
 /// storage servers of cluster.conf. Owned by main(); called from HTTP worker threads.
 class node_health {
  public:
-  node_health(caf::actor_system& sys, const cluster_config& cfg, membership_actor membership);
+  node_health(caf::actor_system& sys, const cluster_config& cfg, membership_actor membership,
+              entity_registry_actor registry);
 
-  /// The membership actor's view of the cluster.
+  /// The membership actor's view of the cluster and the registry's active entities.
   caf::expected<messages::NodeStatus> status();
 
   /// Ready when every PostgreSQL DSN and Redis answer and every peer is up; otherwise names
@@ -26,6 +28,7 @@ class node_health {
   caf::actor_system& sys_;
   const cluster_config& cfg_;
   membership_actor membership_;
+  entity_registry_actor registry_;
 };
 
 }  // namespace chorus

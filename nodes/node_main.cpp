@@ -22,15 +22,19 @@
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
+#include "actors/debug/counter_entity.hpp"
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_server.hpp"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/entity_probe.hpp"
+#include "nodes/entity_registry.hpp"
 #include "nodes/membership_actor.hpp"
 #include "nodes/node_health.hpp"
 #include "nodes/node_probe.hpp"
 #include "nodes/node_system_config.hpp"
+#include "nodes/router.hpp"
 #include "nodes/version.hpp"
 
 namespace {
@@ -224,9 +228,19 @@ int main(int argc, char** argv) {
                     " cannot be bound (in use?): " + e.what());
   }
   node_probe probe{*registry, cfg, *self};
+  entity_probe entities{*registry};
+
+  // The entity kinds this node hosts; the domains add theirs here.
+  entity_kinds kinds;
+  if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
 
   caf::actor_system system{caf_cfg};
-  auto membership = spawn_membership(system, cfg, *self, probe, log);
+  registry_limits limits{cfg.entities.idle_timeout, cfg.entities.max_active,
+                         cfg.entities.sweep_interval};
+  auto entity_registry =
+      spawn_entity_registry(system, kinds, entity_context{self->name.str()}, limits, entities, log);
+  auto router = spawn_router(system, cfg, *self, entity_registry);
+  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
   // a port that another process listens on still fails.
@@ -237,10 +251,13 @@ int main(int argc, char** argv) {
               "actor-port " + std::to_string(self->actor_port) + " on " + self->host +
                   " cannot be bound (in use?): " + system.render(published.error()));
 
-  node_health health{system, cfg, membership};
+  node_health health{system, cfg, membership, entity_registry};
   edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); }};
-  edge::edge_server edge{edge::edge_config{self->host, self->http_port}, std::move(hooks),
-                         *registry, log};
+  edge::edge_config edge_cfg;
+  edge_cfg.host = self->host;
+  edge_cfg.port = self->http_port;
+  edge_cfg.debug_endpoints = cfg.debug_endpoints;
+  edge::edge_server edge{edge_cfg, std::move(hooks), system, router, *registry, log};
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();
   exposer->RegisterCollectable(registry);
@@ -264,7 +281,10 @@ int main(int argc, char** argv) {
   }
   edge.stop();
   exposer.reset();
-  caf::anon_send_exit(membership, caf::exit_reason::user_shutdown);
+  for (const auto& actor :
+       {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
+        caf::actor_cast<caf::actor>(entity_registry)})
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   system.middleman().unpublish(membership, self->actor_port);
   log.info("node", "stopped");
   return 0;

@@ -37,6 +37,25 @@ std::string storage_section() {
   return out.str();
 }
 
+http_reply http_post(uint16_t port, const std::string& path, const std::string& body) {
+  httplib::Client cli{"127.0.0.1", port};
+  cli.set_connection_timeout(1, 0);
+  cli.set_read_timeout(10, 0);
+  auto res = cli.Post(path.c_str(), body, "application/json");
+  http_reply out;
+  if (!res) return out;
+  out.status = res->status;
+  out.body = res->body;
+  for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
+  return out;
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+  auto pos = exposition.find("\n" + series + " ");
+  if (pos == std::string::npos) return 0;
+  return std::stod(exposition.substr(pos + series.size() + 2));
+}
+
 std::string http_reply::header(const std::string& name) const {
   for (const auto& [k, v] : headers)
     if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
@@ -64,13 +83,13 @@ test_cluster::test_cluster(size_t n) {
     nodes_.push_back(node{"n" + std::to_string(i + 1), free_port(), free_port(), free_port(),
                           free_port(), nullptr});
   std::ostringstream conf;
-  conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\nnodes=[\n";
+  conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\ndebug-endpoints=true\nnodes=[\n";
   for (const auto& nd : nodes_)
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
-       << storage_section() << "[middleman]\nheartbeat-interval=500ms\nconnection-timeout=2s\n"
+       << storage_section() << "[middleman]\nheartbeat-interval=250ms\nconnection-timeout=1500ms\n"
        << "[scheduler]\nmax-threads=2\n";
   conf_path_ = dir_.path() + "/cluster.conf";
   write_file(conf_path_, conf.str());

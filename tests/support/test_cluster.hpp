@@ -35,6 +35,13 @@ struct http_reply {
 http_reply http_get(uint16_t port, const std::string& path,
                     const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+/// POST http://127.0.0.1:port/path with a JSON body.
+http_reply http_post(uint16_t port, const std::string& path, const std::string& body = "");
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page; 0 when
+/// absent.
+double metric_value(const std::string& exposition, const std::string& series);
+
 /// A cluster of real chorus-node processes on free ports, with its own cluster.conf and data
 /// dir in a temp directory, and the real PostgreSQL and Redis. Nodes are killed on destruction.
 class test_cluster {

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+namespace chorus {
+
+/// Metrics of a node's entity registry. Owned by main(); updated from the registry actor.
+class entity_probe {
+ public:
+  explicit entity_probe(prometheus::Registry& registry);
+
+  void activated(const std::string& kind);
+  /// `reason`: "idle" (idle timeout) or "evicted" (cap on active entities).
+  void passivated(const std::string& kind, const std::string& reason);
+  void failed(const std::string& kind);
+
+ private:
+  prometheus::Family<prometheus::Gauge>& active_;
+  prometheus::Family<prometheus::Counter>& activations_;
+  prometheus::Family<prometheus::Counter>& passivations_;
+  prometheus::Family<prometheus::Counter>& failures_;
+};
+
+}  // namespace chorus

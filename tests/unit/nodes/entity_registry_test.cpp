@@ -1,0 +1,114 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+
+#include <prometheus/registry.h>
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/debug/counter_entity.hpp"
+#include "common/json_log.hpp"
+#include "messages/debug.pb.h"
+#include "messages/errors.hpp"
+#include "nodes/entity_probe.hpp"
+#include "nodes/entity_registry.hpp"
+#include "nodes/node_system_config.hpp"
+#include "tests/support/process.hpp"
+
+using namespace chorus;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An actor system with one registry hosting the demo counter; no network.
+struct registry_fixture {
+  node_system_config cfg;
+  caf::actor_system sys{cfg};
+  prometheus::Registry metrics;
+  entity_probe probe{metrics};
+  json_log log{"test"};
+  entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  entity_registry_actor registry;
+
+  explicit registry_fixture(registry_limits limits) {
+    registry = spawn_entity_registry(sys, kinds, entity_context{"t1"}, limits, probe, log);
+  }
+  ~registry_fixture() { caf::anon_send_exit(registry, caf::exit_reason::user_shutdown); }
+
+  caf::expected<messages::CounterValue> send(const std::string& kind, const std::string& id,
+                                             const google::protobuf::Message& cmd) {
+    entity_envelope env{kind, id, cmd.GetDescriptor()->full_name(), cmd.SerializeAsString(), "", 0};
+    caf::scoped_actor self{sys};
+    caf::expected<messages::CounterValue> out = caf::error{};
+    self->request(registry, 5s, env)
+        .receive(
+            [&](std::string& bytes) {
+              messages::CounterValue v;
+              v.ParseFromString(bytes);
+              out = v;
+            },
+            [&](caf::error& err) { out = err; });
+    return out;
+  }
+
+  caf::expected<messages::CounterValue> increment(const std::string& id) {
+    return send(debug::counter_kind, id, messages::CounterIncrement{});
+  }
+
+  double metric(const std::string& family, const std::string& label_value = "") {
+    double total = 0;
+    for (const auto& f : metrics.Collect())
+      if (f.name == family)
+        for (const auto& m : f.metric)
+          for (const auto& l : m.label)
+            if (label_value.empty() || l.value == label_value)
+              total += f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    return total;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an entity is activated on its first message and keeps its state afterwards") {
+  registry_fixture f{{60s, 100, 1s}};
+  for (int i = 1; i <= 3; ++i) {
+    auto v = f.increment("a");
+    REQUIRE(v);
+    CHECK(v->value() == i);
+    CHECK(v->node() == "t1");
+  }
+  CHECK(f.metric("chorus_entity_activations_total") == 1);
+  CHECK(f.metric("chorus_entities_active") == 1);
+}
+
+TEST_CASE("beyond the cap the least recently used entity is passivated") {
+  registry_fixture f{{60s, 2, 1s}};
+  REQUIRE(f.increment("a"));
+  REQUIRE(f.increment("b"));
+  REQUIRE(f.increment("a"));  // b is now the least recently used
+  REQUIRE(f.increment("c"));  // evicts b
+  CHECK(f.metric("chorus_entities_active") == 2);
+  CHECK(f.metric("chorus_entity_passivations_total", "evicted") == 1);
+  CHECK(f.increment("a")->value() == 3);  // a survived with its state
+  // b comes back as a new activation (its state is in memory only until the journal lands).
+  CHECK(f.increment("b")->value() == 1);
+  CHECK(f.metric("chorus_entity_activations_total") == 4);
+}
+
+TEST_CASE("an idle entity is passivated after the idle timeout") {
+  registry_fixture f{{100ms, 100, 20ms}};
+  REQUIRE(f.increment("a"));
+  CHECK(test::eventually(5s, [&] { return f.metric("chorus_entities_active") == 0; }));
+  CHECK(f.metric("chorus_entity_passivations_total", "idle") == 1);
+}
+
+TEST_CASE("an unknown kind and an unknown message type are error values") {
+  registry_fixture f{{60s, 100, 1s}};
+  auto v = f.send("nope", "a", messages::CounterGet{});
+  REQUIRE_FALSE(v);
+  CHECK(v.error().code() == static_cast<uint8_t>(runtime_errc::unknown_kind));
+  v = f.send(debug::counter_kind, "a", messages::CounterValue{});
+  REQUIRE_FALSE(v);
+  CHECK(v.error().code() == static_cast<uint8_t>(runtime_errc::unknown_message_type));
+  CHECK(error_detail(v.error()).find("chorus.messages.CounterValue") != std::string::npos);
+}
