@@ -128,26 +128,24 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
         });
 
   if (cfg_.debug_endpoints) {
-    route("POST", R"(/v1/debug/counters/([^/]+)/increment)", "/v1/debug/counters/{id}/increment",
-          [this](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
-            auto id = req.matches[1].str();
-            if (!valid_entity_id(id))
-              return send_error(res, {400, "invalid_id", 0},
-                                "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
-            messages::CounterIncrement cmd;
-            answer_from_entity<messages::CounterValue>(envelope_for("counter", id, cmd, rid), res,
-                                                       rid);
-          });
-    route("GET", R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
-          [this](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
-            auto id = req.matches[1].str();
-            if (!valid_entity_id(id))
-              return send_error(res, {400, "invalid_id", 0},
-                                "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
-            messages::CounterGet cmd;
-            answer_from_entity<messages::CounterValue>(envelope_for("counter", id, cmd, rid), res,
-                                                       rid);
-          });
+    // Both counter routes: the id from the path, one command, a CounterValue back.
+    auto counter_route = [this](const char* method, const char* pattern, const char* name,
+                                auto command) {
+      route(method, pattern, name,
+            [this, command](const httplib::Request& req, httplib::Response& res,
+                            const std::string& rid) {
+              auto id = req.matches[1].str();
+              if (!valid_entity_id(id))
+                return send_error(res, {400, "invalid_id", 0},
+                                  "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+              answer_from_entity<messages::CounterValue>(envelope_for("counter", id, command, rid),
+                                                         res, rid);
+            });
+    };
+    counter_route("POST", R"(/v1/debug/counters/([^/]+)/increment)",
+                  "/v1/debug/counters/{id}/increment", messages::CounterIncrement{});
+    counter_route("GET", R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
+                  messages::CounterGet{});
   }
 
   // Unmatched paths and methods get the one error shape too.

@@ -37,17 +37,24 @@ std::string storage_section() {
   return out.str();
 }
 
-http_reply http_post(uint16_t port, const std::string& path, const std::string& body) {
-  httplib::Client cli{"127.0.0.1", port};
-  cli.set_connection_timeout(1, 0);
-  cli.set_read_timeout(10, 0);
-  auto res = cli.Post(path.c_str(), body, "application/json");
+namespace {
+
+http_reply to_reply(const httplib::Result& res) {
   http_reply out;
   if (!res) return out;
   out.status = res->status;
   out.body = res->body;
   for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
   return out;
+}
+
+}  // namespace
+
+http_reply http_post(uint16_t port, const std::string& path, const std::string& body) {
+  httplib::Client cli{"127.0.0.1", port};
+  cli.set_connection_timeout(1, 0);
+  cli.set_read_timeout(10, 0);
+  return to_reply(cli.Post(path.c_str(), body, "application/json"));
 }
 
 double metric_value(const std::string& exposition, const std::string& series) {
@@ -69,13 +76,7 @@ http_reply http_get(uint16_t port, const std::string& path,
   cli.set_read_timeout(5, 0);
   httplib::Headers h;
   for (const auto& [k, v] : headers) h.emplace(k, v);
-  auto res = cli.Get(path.c_str(), h);
-  http_reply out;
-  if (!res) return out;
-  out.status = res->status;
-  out.body = res->body;
-  for (const auto& [k, v] : res->headers) out.headers.emplace_back(k, v);
-  return out;
+  return to_reply(cli.Get(path.c_str(), h));
 }
 
 test_cluster::test_cluster(size_t n) {
