@@ -90,7 +90,7 @@ test_cluster::test_cluster(size_t n) {
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
-       << storage_section() << "[middleman]\nheartbeat-interval=250ms\nconnection-timeout=1500ms\n"
+       << storage_section() << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";
   conf_path_ = dir_.path() + "/cluster.conf";
   write_file(conf_path_, conf.str());
