@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <caf/sec.hpp>
 
+#include "actors/debug/counter_entity.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_probe.hpp"
 #include "http_edge/error_table.hpp"
@@ -106,18 +107,18 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
   srv.set_keep_alive_timeout(5);
   srv.set_payload_max_length(1 << 20);
 
-  route("GET", "/healthz", "/healthz",
+  route(http_method::get, "/healthz", "/healthz",
         [](const httplib::Request&, httplib::Response& res, const std::string&) {
           res.set_content("{\"status\":\"ok\"}", json_type);
         });
-  route("GET", "/readyz", "/readyz",
+  route(http_method::get, "/readyz", "/readyz",
         [this](const httplib::Request&, httplib::Response& res, const std::string&) {
           auto report = hooks_.readiness();
           res.status = report.ready() ? 200 : 503;
           if (!report.ready()) res.set_header("Retry-After", "1");
           res.set_content(to_json(report), json_type);
         });
-  route("GET", "/statusz", "/statusz",
+  route(http_method::get, "/statusz", "/statusz",
         [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
           auto status = hooks_.status();
           if (!status) {
@@ -129,7 +130,7 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
 
   if (cfg_.debug_endpoints) {
     // Both counter routes: the id from the path, one command, a CounterValue back.
-    auto counter_route = [this](const char* method, const char* pattern, const char* name,
+    auto counter_route = [this](http_method method, const char* pattern, const char* name,
                                 auto command) {
       route(method, pattern, name,
             [this, command](const httplib::Request& req, httplib::Response& res,
@@ -138,13 +139,13 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
               if (!valid_entity_id(id))
                 return send_error(res, {400, "invalid_id", 0},
                                   "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
-              answer_from_entity<messages::CounterValue>(envelope_for("counter", id, command, rid),
-                                                         res, rid);
+              answer_from_entity<messages::CounterValue>(
+                  envelope_for(debug::counter_kind, id, command, rid), res, rid);
             });
     };
-    counter_route("POST", R"(/v1/debug/counters/([^/]+)/increment)",
+    counter_route(http_method::post, R"(/v1/debug/counters/([^/]+)/increment)",
                   "/v1/debug/counters/{id}/increment", messages::CounterIncrement{});
-    counter_route("GET", R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
+    counter_route(http_method::get, R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
                   messages::CounterGet{});
   }
 
@@ -183,7 +184,7 @@ void edge_server::answer_from_entity(entity_envelope env, httplib::Response& res
   res.set_content(to_json(reply), json_type);
 }
 
-void edge_server::route(const char* method, const std::string& pattern, const std::string& route,
+void edge_server::route(http_method method, const std::string& pattern, const std::string& route,
                         handler fn) {
   auto wrapped = [this, route, fn = std::move(fn)](const httplib::Request& req,
                                                    httplib::Response& res) {
@@ -197,7 +198,7 @@ void edge_server::route(const char* method, const std::string& pattern, const st
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
     probe_->end(route, req.method, res.status, elapsed.count());
   };
-  if (std::string_view{method} == "GET")
+  if (method == http_method::get)
     server_->Get(pattern, std::move(wrapped));
   else
     server_->Post(pattern, std::move(wrapped));

@@ -71,8 +71,10 @@ class edge_server {
  private:
   using handler = std::function<void(const httplib::Request&, httplib::Response&,
                                      const std::string& request_id)>;
+  enum class http_method { get, post };
+
   /// Registers `fn` for `method` and `pattern` (a regex); `route` names it in metrics.
-  void route(const char* method, const std::string& pattern, const std::string& route, handler fn);
+  void route(http_method method, const std::string& pattern, const std::string& route, handler fn);
   /// Sends `env` to the router and answers with the reply (rendered as `Reply` JSON) or the
   /// error's status and body.
   template <class Reply>
