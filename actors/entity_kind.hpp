@@ -4,9 +4,14 @@
 #include <map>
 #include <string>
 
+#include <exception>
+
 #include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+#include <caf/result.hpp>
 
 #include "messages/envelope.hpp"
+#include "messages/errors.hpp"
 
 namespace chorus {
 
@@ -22,5 +27,23 @@ using entity_factory = std::function<envelope_handler(caf::actor_system&, const 
 
 /// The entity kinds a node hosts, by name. Built by nodes/ at start-up, read-only afterwards.
 using entity_kinds = std::map<std::string, entity_factory>;
+
+/// Wraps an entity's envelope handler so that nothing it throws crosses the actor boundary:
+/// a throw becomes `runtime_errc::entity_failed` for the caller and stops the activation, whose
+/// state may be half-changed; the registry restarts it and redelivers the message.
+template <class Self, class Handler>
+auto guarded(Self* self, Handler handler) {
+  return [self, handler](entity_envelope& env) -> caf::result<std::string> {
+    try {
+      caf::expected<std::string> out = handler(env);
+      if (out) return std::move(*out);
+      return std::move(out.error());
+    } catch (const std::exception& e) {
+      auto err = make_error(runtime_errc::entity_failed, env.type + ": " + e.what());
+      self->quit(err);
+      return err;
+    }
+  };
+}
 
 }  // namespace chorus

@@ -147,6 +147,15 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
                   "/v1/debug/counters/{id}/increment", messages::CounterIncrement{});
     counter_route(http_method::get, R"(/v1/debug/counters/([^/]+))", "/v1/debug/counters/{id}",
                   messages::CounterGet{});
+    counter_route(http_method::post, R"(/v1/debug/counters/([^/]+)/poison)",
+                  "/v1/debug/counters/{id}/poison", messages::CounterPoison{});
+    // Admin-only once the edge issue brings roles; until then behind debug-endpoints.
+    route(http_method::get, "/v1/debug/dead-letters", "/v1/debug/dead-letters",
+          [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
+            auto letters = hooks_.dead_letters();
+            if (!letters) return send_error(res, letters.error(), rid);
+            res.set_content(to_json(*letters), json_type);
+          });
   }
 
   // Unmatched paths and methods get the one error shape too.

@@ -44,6 +44,8 @@ struct health_hooks {
   std::function<caf::expected<messages::NodeStatus>()> status;
   /// GET /readyz: what this node still needs before it can serve.
   std::function<messages::ReadyReport()> readiness;
+  /// GET /v1/debug/dead-letters: the messages this node parked.
+  std::function<caf::expected<messages::DeadLetters>()> dead_letters;
 };
 
 /// The REST edge of one node (cpp-httplib, TCP_NODELAY on). Owned by the node's main();

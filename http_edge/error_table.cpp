@@ -42,6 +42,9 @@ http_error to_http(const caf::error& err) {
         return {503, "unavailable", 1};
       case runtime_errc::bad_payload:
         return {400, "bad_request", 0};
+      case runtime_errc::parked:
+        // The message itself makes the entity fail; sending it again will not help.
+        return {422, "message_parked", 0};
       default:
         break;
     }

@@ -21,6 +21,10 @@ CAF_ADD_TYPE_ID(chorus, (chorus::envelope_handler))
 // Router: a peer's registry became reachable / was lost.
 CAF_ADD_ATOM(chorus, chorus, peer_up_atom, "peer_up")
 CAF_ADD_ATOM(chorus, chorus, peer_down_atom, "peer_down")
+// Registry: redeliver a message whose entity failed on it.
+CAF_ADD_ATOM(chorus, chorus, retry_atom, "retry")
+// Registry: list the parked (dead) letters.
+CAF_ADD_ATOM(chorus, chorus, dead_atom, "dead")
 // Registry: periodic passivation sweep.
 CAF_ADD_ATOM(chorus, chorus, sweep_atom, "sweep")
 

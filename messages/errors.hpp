@@ -22,6 +22,10 @@ enum class runtime_errc : uint8_t {
   bad_payload,
   /// The entity is overloaded (its queue is older than the configured limit).
   overloaded,
+  /// The entity failed (threw) while handling the message; it restarts from its stored state.
+  entity_failed,
+  /// The message failed on every delivery attempt and was parked as a dead letter.
+  parked,
 };
 
 /// CAF's error category of runtime_errc.

@@ -18,7 +18,11 @@ entity_probe::entity_probe(prometheus::Registry& registry)
       failures_(prometheus::BuildCounter()
                     .Name("chorus_entity_failures_total")
                     .Help("Entities that terminated abnormally on this node, by kind")
-                    .Register(registry)) {}
+                    .Register(registry)),
+      dead_letters_(prometheus::BuildCounter()
+                        .Name("chorus_dead_letters_total")
+                        .Help("Messages parked after failing every delivery attempt, by kind")
+                        .Register(registry)) {}
 
 void entity_probe::activated(const std::string& kind) {
   active_.Add({{"kind", kind}}).Increment();
@@ -33,6 +37,14 @@ void entity_probe::passivated(const std::string& kind, const std::string& reason
 void entity_probe::failed(const std::string& kind) {
   active_.Add({{"kind", kind}}).Decrement();
   failures_.Add({{"kind", kind}}).Increment();
+}
+
+}  // namespace chorus
+
+namespace chorus {
+
+void entity_probe::parked(const std::string& kind) {
+  dead_letters_.Add({{"kind", kind}}).Increment();
 }
 
 }  // namespace chorus

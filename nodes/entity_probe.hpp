@@ -18,12 +18,14 @@ class entity_probe {
   /// `reason`: "idle" (idle timeout) or "evicted" (cap on active entities).
   void passivated(const std::string& kind, const std::string& reason);
   void failed(const std::string& kind);
+  void parked(const std::string& kind);
 
  private:
   prometheus::Family<prometheus::Gauge>& active_;
   prometheus::Family<prometheus::Counter>& activations_;
   prometheus::Family<prometheus::Counter>& passivations_;
   prometheus::Family<prometheus::Counter>& failures_;
+  prometheus::Family<prometheus::Counter>& dead_letters_;
 };
 
 }  // namespace chorus

@@ -1,9 +1,11 @@
 #include "nodes/entity_registry.hpp"
 
+#include <deque>
 #include <list>
 #include <unordered_map>
 
 #include <caf/actor_cast.hpp>
+#include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -25,6 +27,15 @@ struct activation {
   std::list<std::string>::iterator lru;  // position in registry_state::lru
 };
 
+// A message on its way to an entity, with the caller waiting on `promise`.
+struct delivery {
+  entity_envelope env;
+  caf::typed_response_promise<std::string> promise;
+  uint32_t attempts = 0;  // deliveries the entity failed on
+  uint32_t bounces = 0;   // deliveries that found the activation already gone
+  std::string last_error;
+};
+
 struct registry_state {
   const entity_kinds* kinds = nullptr;
   entity_context ctx;
@@ -35,6 +46,9 @@ struct registry_state {
   std::list<std::string> lru;                             // front: least recently used
   std::unordered_map<caf::actor_addr, std::string> keys;  // activation -> "kind/id"
   std::map<std::string, uint64_t> per_kind;
+  std::unordered_map<uint64_t, delivery> retries;  // waiting for their back-off to pass
+  uint64_t next_ticket = 0;
+  std::deque<messages::DeadLetter> dead;  // newest at the front
 
   static inline const char* name = "chorus.entity_registry";
 };
@@ -57,31 +71,129 @@ void passivate(self_pointer self, std::unordered_map<std::string, activation>::i
   forget(self, i);
 }
 
-caf::result<std::string> dispatch(self_pointer self, entity_envelope& env) {
+// The activation for the envelope's entity, spawned if there is none; an error for an
+// unknown kind.
+caf::expected<envelope_handler> activation_for(self_pointer self, const entity_envelope& env) {
   auto& st = self->state;
   auto key = entity_key(env);
   auto i = st.active.find(key);
-  if (i == st.active.end()) {
-    auto kind = st.kinds->find(env.kind);
-    if (kind == st.kinds->end())
-      return make_error(runtime_errc::unknown_kind, "no entity kind \"" + env.kind + "\"");
-    auto handle = kind->second(self->system(), env.id, st.ctx);
-    self->monitor(handle);
-    st.lru.push_back(key);
-    i = st.active
-            .emplace(key, activation{handle, env.kind, clock_type::now(), std::prev(st.lru.end())})
-            .first;
-    st.keys.emplace(caf::actor_cast<caf::actor_addr>(handle), key);
-    ++st.per_kind[env.kind];
-    st.probe->activated(env.kind);
-    // The newcomer sits at the back, so eviction never takes it.
-    while (st.active.size() > st.limits.max_active)
-      passivate(self, st.active.find(st.lru.front()), "evicted");
-  } else {
+  if (i != st.active.end()) {
     i->second.last_used = clock_type::now();
     st.lru.splice(st.lru.end(), st.lru, i->second.lru);
+    return i->second.handle;
   }
-  return self->delegate(i->second.handle, std::move(env));
+  auto kind = st.kinds->find(env.kind);
+  if (kind == st.kinds->end())
+    return make_error(runtime_errc::unknown_kind, "no entity kind \"" + env.kind + "\"");
+  auto handle = kind->second(self->system(), env.id, st.ctx);
+  self->monitor(handle);
+  st.lru.push_back(key);
+  st.active.emplace(key, activation{handle, env.kind, clock_type::now(), std::prev(st.lru.end())});
+  st.keys.emplace(caf::actor_cast<caf::actor_addr>(handle), key);
+  ++st.per_kind[env.kind];
+  st.probe->activated(env.kind);
+  // The newcomer sits at the back, so eviction never takes it.
+  while (st.active.size() > st.limits.max_active)
+    passivate(self, st.active.find(st.lru.front()), "evicted");
+  return handle;
+}
+
+// Drops `handle` if it is still the activation of its entity (the down handler may have been
+// first); counts the failure once.
+void drop_failed(self_pointer self, const envelope_handler& handle) {
+  auto& st = self->state;
+  auto k = st.keys.find(handle.address());
+  if (k == st.keys.end()) return;
+  auto i = st.active.find(k->second);
+  self->demonitor(handle.address());
+  st.probe->failed(i->second.kind);
+  forget(self, i);
+}
+
+// The entity failed while handling this very message (see `guarded`).
+bool failed_on_it(const caf::error& err) {
+  return err.category() == runtime_category &&
+         err.code() == static_cast<uint8_t>(runtime_errc::entity_failed);
+}
+
+// The message never reached a live activation: it sat in the mailbox of one that stopped (for
+// instance because the message ahead of it was poison). Not the message's fault.
+bool bounced(const caf::error& err) {
+  return err.category() == caf::atom("exit") ||
+         (err.category() == caf::atom("system") &&
+          err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down));
+}
+
+// A bounced message is redelivered at once; this many times at most, so that an entity that
+// cannot even start does not loop forever.
+constexpr uint32_t max_bounces = 10;
+
+void park(self_pointer self, delivery& d) {
+  auto& st = self->state;
+  messages::DeadLetter letter;
+  letter.set_kind(d.env.kind);
+  letter.set_id(d.env.id);
+  letter.set_type(d.env.type);
+  letter.set_error(d.last_error);
+  letter.set_attempts(d.attempts);
+  letter.set_parked_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count());
+  letter.set_node(st.ctx.node);
+  st.dead.push_front(letter);
+  if (st.dead.size() > st.limits.dead_letter_capacity) st.dead.pop_back();
+  st.probe->parked(d.env.kind);
+  st.log->error("registry", "message parked as a dead letter",
+                {{"entity", entity_key(d.env)},
+                 {"type", d.env.type},
+                 {"attempts", std::to_string(d.attempts)},
+                 {"error", d.last_error}});
+  d.promise.deliver(make_error(runtime_errc::parked, d.env.type + " failed " +
+                                                         std::to_string(d.attempts) +
+                                                         " times and was parked: " + d.last_error));
+}
+
+void deliver(self_pointer self, delivery d) {
+  auto& st = self->state;
+  auto handle = activation_for(self, d.env);
+  if (!handle) {
+    d.promise.deliver(handle.error());
+    return;
+  }
+  auto timeout = st.limits.default_timeout;
+  if (d.env.deadline_ms > 0) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    timeout =
+        std::max(std::chrono::milliseconds{1}, std::chrono::milliseconds{d.env.deadline_ms} - now);
+  }
+  // The request copies the envelope; `d` keeps it for a redelivery.
+  auto env = d.env;
+  self->request(*handle, timeout, std::move(env))
+      .then([d](std::string& reply) mutable { d.promise.deliver(std::move(reply)); },
+            [self, d, failed = *handle](caf::error& err) mutable {
+              if (bounced(err) && ++d.bounces <= max_bounces) {
+                drop_failed(self, failed);
+                deliver(self, std::move(d));
+                return;
+              }
+              if (!failed_on_it(err)) {
+                d.promise.deliver(std::move(err));
+                return;
+              }
+              drop_failed(self, failed);
+              ++d.attempts;
+              d.last_error = error_detail(err);
+              auto& st = self->state;
+              if (d.attempts >= st.limits.max_attempts) {
+                park(self, d);
+                return;
+              }
+              auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
+              auto ticket = ++st.next_ticket;
+              st.retries.emplace(ticket, std::move(d));
+              self->delayed_send(self, backoff, retry_atom_v, ticket);
+            });
 }
 
 entity_registry_actor::behavior_type registry(self_pointer self, const entity_kinds* kinds,
@@ -105,7 +217,23 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
   });
   self->delayed_send(self, limits.sweep_interval, sweep_atom_v);
   return {
-      [self](entity_envelope& env) { return dispatch(self, env); },
+      [self](entity_envelope& env) {
+        auto promise = self->make_response_promise<std::string>();
+        deliver(self, delivery{std::move(env), promise, 0, 0, {}});
+        return promise;
+      },
+      [self](retry_atom, uint64_t ticket) {
+        auto i = self->state.retries.find(ticket);
+        if (i == self->state.retries.end()) return;
+        auto d = std::move(i->second);
+        self->state.retries.erase(i);
+        deliver(self, std::move(d));
+      },
+      [self](dead_atom) {
+        messages::DeadLetters out;
+        for (const auto& letter : self->state.dead) *out.add_letters() = letter;
+        return out.SerializeAsString();
+      },
       [self](status_atom) {
         messages::RegistryStatus out;
         for (const auto& [kind, n] : self->state.per_kind) {

@@ -32,6 +32,14 @@ caf::expected<messages::NodeStatus> node_health::status() {
   return out;
 }
 
+caf::expected<messages::DeadLetters> node_health::dead_letters() {
+  auto bytes = edge::ask<std::string>(sys_, registry_, probe_timeout, dead_atom_v);
+  if (!bytes) return bytes.error();
+  messages::DeadLetters out;
+  out.ParseFromString(*bytes);
+  return out;
+}
+
 messages::ReadyReport node_health::readiness() {
   messages::ReadyReport report;
   // The same DSN is probed once even when several domains share it.

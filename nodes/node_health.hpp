@@ -20,6 +20,9 @@ class node_health {
   /// The membership actor's view of the cluster and the registry's active entities.
   caf::expected<messages::NodeStatus> status();
 
+  /// The messages the registry parked as dead letters.
+  caf::expected<messages::DeadLetters> dead_letters();
+
   /// Ready when every PostgreSQL DSN and Redis answer and every peer is up; otherwise names
   /// each missing dependency.
   messages::ReadyReport readiness();

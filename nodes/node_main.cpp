@@ -252,7 +252,8 @@ int main(int argc, char** argv) {
                   " cannot be bound (in use?): " + system.render(published.error()));
 
   node_health health{system, cfg, membership, entity_registry};
-  edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); }};
+  edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); },
+                           [&] { return health.dead_letters(); }};
   edge::edge_config edge_cfg;
   edge_cfg.host = self->host;
   edge_cfg.port = self->http_port;

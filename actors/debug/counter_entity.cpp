@@ -1,5 +1,7 @@
 #include "actors/debug/counter_entity.hpp"
 
+#include <stdexcept>
+
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -31,19 +33,22 @@ envelope_handler::behavior_type counter(envelope_handler::stateful_pointer<count
   self->state.id = std::move(id);
   self->state.ctx = std::move(ctx);
   return {
-      [self](entity_envelope& env) -> caf::result<std::string> {
-        auto& st = self->state;
-        if (env.type == messages::CounterIncrement::descriptor()->full_name()) {
-          messages::CounterIncrement cmd;
-          if (!cmd.ParseFromString(env.payload))
-            return make_error(runtime_errc::bad_payload, "CounterIncrement does not parse");
-          st.value += cmd.by() == 0 ? 1 : cmd.by();
-          return reply(st);
-        }
-        if (env.type == messages::CounterGet::descriptor()->full_name()) return reply(st);
-        return make_error(runtime_errc::unknown_message_type,
-                          "counter does not handle " + env.type);
-      },
+      guarded(self,
+              [self](entity_envelope& env) -> caf::expected<std::string> {
+                auto& st = self->state;
+                if (env.type == messages::CounterIncrement::descriptor()->full_name()) {
+                  messages::CounterIncrement cmd;
+                  if (!cmd.ParseFromString(env.payload))
+                    return make_error(runtime_errc::bad_payload, "CounterIncrement does not parse");
+                  st.value += cmd.by() == 0 ? 1 : cmd.by();
+                  return reply(st);
+                }
+                if (env.type == messages::CounterGet::descriptor()->full_name()) return reply(st);
+                if (env.type == messages::CounterPoison::descriptor()->full_name())
+                  throw std::runtime_error("poisoned on purpose");
+                return make_error(runtime_errc::unknown_message_type,
+                                  "counter does not handle " + env.type);
+              }),
   };
 }
 

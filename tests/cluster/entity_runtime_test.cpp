@@ -149,3 +149,28 @@ TEST_CASE("counter routes refuse bad ids and unknown methods in the one error sh
   CHECK(v->value() == 0);
   CHECK(v->id() == "fresh");
 }
+
+TEST_CASE(
+    "an entity that throws on a poison message keeps serving; the message is parked after "
+    "3 tries and listed on its owner") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE(c.converged(20s));
+  auto owner = owner_of("victim");
+  size_t owner_index = owner == "n1" ? 0 : owner == "n2" ? 1 : 2;
+  REQUIRE(parse_counter(test::http_post(c.at(0).http_port, "/v1/debug/counters/victim/increment")));
+  auto poisoned = test::http_post(c.at(0).http_port, "/v1/debug/counters/victim/poison");
+  CHECK(poisoned.status == 422);
+  CHECK(poisoned.body.find(R"("code":"message_parked")") != std::string::npos);
+  auto after =
+      parse_counter(test::http_post(c.at(1).http_port, "/v1/debug/counters/victim/increment"));
+  REQUIRE(after);
+  CHECK(after->node() == owner);
+  auto letters = c.get(owner_index, "/v1/debug/dead-letters");
+  REQUIRE(letters.status == 200);
+  CHECK(letters.body.find(R"("id":"victim")") != std::string::npos);
+  CHECK(letters.body.find(R"("attempts":3)") != std::string::npos);
+  auto metrics = test::http_get(c.at(owner_index).metrics_port, "/metrics").body;
+  CHECK(test::metric_value(metrics, R"(chorus_dead_letters_total{kind="counter"})") == 1);
+  CHECK(test::metric_value(metrics, R"(chorus_entity_failures_total{kind="counter"})") == 3);
+}

@@ -10,6 +10,7 @@
 #include "common/json_log.hpp"
 #include "messages/debug.pb.h"
 #include "messages/errors.hpp"
+#include "messages/node.pb.h"
 #include "nodes/entity_probe.hpp"
 #include "nodes/entity_registry.hpp"
 #include "nodes/node_system_config.hpp"
@@ -111,4 +112,48 @@ TEST_CASE("an unknown kind and an unknown message type are error values") {
   REQUIRE_FALSE(v);
   CHECK(v.error().code() == static_cast<uint8_t>(runtime_errc::unknown_message_type));
   CHECK(error_detail(v.error()).find("chorus.messages.CounterValue") != std::string::npos);
+}
+
+TEST_CASE("a poison message is parked after 3 tries while the entity keeps serving others") {
+  registry_fixture f{{60s, 100, 1s}};
+  REQUIRE(f.increment("a"));
+  messages::CounterPoison poison;
+  entity_envelope env{debug::counter_kind,        "a", poison.GetDescriptor()->full_name(),
+                      poison.SerializeAsString(), "",  0};
+  caf::scoped_actor self{f.sys};
+  auto sent = std::chrono::steady_clock::now();
+  auto pending = self->request(f.registry, 10s, env);
+  // While the poison message waits for its redeliveries, the same entity and others answer.
+  CHECK(f.increment("a"));
+  CHECK(f.increment("b"));
+  caf::error outcome;
+  pending.receive([](std::string&) {}, [&](caf::error& err) { outcome = err; });
+  auto took = std::chrono::steady_clock::now() - sent;
+  REQUIRE(outcome);
+  CHECK(outcome.code() == static_cast<uint8_t>(runtime_errc::parked));
+  CHECK(error_detail(outcome).find("failed 3 times") != std::string::npos);
+  // Back-off between deliveries: 100 ms, then 200 ms.
+  CHECK(took >= 300ms);
+  CHECK(f.metric("chorus_entity_failures_total") == 3);
+  CHECK(f.metric("chorus_dead_letters_total") == 1);
+  CHECK(f.increment("a"));
+  std::string letters;
+  self->request(f.registry, 5s, dead_atom_v)
+      .receive([&](std::string& bytes) { letters = bytes; }, [](caf::error&) {});
+  messages::DeadLetters parsed;
+  REQUIRE(parsed.ParseFromString(letters));
+  REQUIRE(parsed.letters_size() == 1);
+  CHECK(parsed.letters(0).id() == "a");
+  CHECK(parsed.letters(0).attempts() == 3);
+  CHECK(parsed.letters(0).type() == "chorus.messages.CounterPoison");
+  CHECK(parsed.letters(0).node() == "t1");
+}
+
+TEST_CASE("an error the entity answers with is not retried") {
+  registry_fixture f{{60s, 100, 1s}};
+  auto v = f.send(debug::counter_kind, "a", messages::CounterValue{});
+  REQUIRE_FALSE(v);
+  CHECK(v.error().code() == static_cast<uint8_t>(runtime_errc::unknown_message_type));
+  CHECK(f.metric("chorus_entity_failures_total") == 0);
+  CHECK(f.metric("chorus_entity_activations_total") == 1);
 }
