@@ -236,6 +236,7 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     er.duration("idle-timeout", out.entities.idle_timeout);
     er.count("max-active", out.entities.max_active);
     er.duration("sweep-interval", out.entities.sweep_interval);
+    er.duration("max-queue-age", out.entities.max_queue_age);
     if (!er.finish()) return false;
   }
   if (!error.empty() || !r.boolean("debug-endpoints", out.debug_endpoints)) return false;

@@ -51,6 +51,7 @@ struct entities_spec {
   std::chrono::milliseconds idle_timeout{60000};   ///< passivate after this long idle
   size_t max_active = 1000000;                     ///< least recently used evicted beyond this
   std::chrono::milliseconds sweep_interval{1000};  ///< how often idle entities are looked for
+  std::chrono::milliseconds max_queue_age{2000};   ///< refuse work for an entity this far behind
 };
 
 /// The whole of cluster.conf's `chorus` section, validated. Immutable once loaded; every

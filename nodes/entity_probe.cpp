@@ -22,7 +22,16 @@ entity_probe::entity_probe(prometheus::Registry& registry)
       dead_letters_(prometheus::BuildCounter()
                         .Name("chorus_dead_letters_total")
                         .Help("Messages parked after failing every delivery attempt, by kind")
-                        .Register(registry)) {}
+                        .Register(registry)),
+      overloads_(prometheus::BuildCounter()
+                     .Name("chorus_entity_overloads_total")
+                     .Help("Requests refused because the entity's oldest request waited too long")
+                     .Register(registry)),
+      request_seconds_(prometheus::BuildHistogram()
+                           .Name("chorus_entity_request_seconds")
+                           .Help("From the registry sending a request to the entity's answer: "
+                                 "mailbox age plus handling, by kind")
+                           .Register(registry)) {}
 
 void entity_probe::activated(const std::string& kind) {
   active_.Add({{"kind", kind}}).Increment();
@@ -42,6 +51,17 @@ void entity_probe::failed(const std::string& kind) {
 }  // namespace chorus
 
 namespace chorus {
+
+void entity_probe::overloaded(const std::string& kind) {
+  overloads_.Add({{"kind", kind}}).Increment();
+}
+
+void entity_probe::answered(const std::string& kind, std::chrono::steady_clock::duration waited) {
+  static const prometheus::Histogram::BucketBoundaries buckets{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  request_seconds_.Add({{"kind", kind}}, buckets)
+      .Observe(std::chrono::duration<double>(waited).count());
+}
 
 void entity_probe::parked(const std::string& kind) {
   dead_letters_.Add({{"kind", kind}}).Increment();

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 namespace chorus {
@@ -19,6 +21,9 @@ class entity_probe {
   void passivated(const std::string& kind, const std::string& reason);
   void failed(const std::string& kind);
   void parked(const std::string& kind);
+  void overloaded(const std::string& kind);
+  /// One request answered `waited` after the registry sent it: mailbox queueing plus handling.
+  void answered(const std::string& kind, std::chrono::steady_clock::duration waited);
 
  private:
   prometheus::Family<prometheus::Gauge>& active_;
@@ -26,6 +31,8 @@ class entity_probe {
   prometheus::Family<prometheus::Counter>& passivations_;
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Family<prometheus::Counter>& dead_letters_;
+  prometheus::Family<prometheus::Counter>& overloads_;
+  prometheus::Family<prometheus::Histogram>& request_seconds_;
 };
 
 }  // namespace chorus

@@ -25,6 +25,9 @@ struct activation {
   std::string kind;
   clock_type::time_point last_used;
   std::list<std::string>::iterator lru;  // position in registry_state::lru
+  // When each request now queued at (or being handled by) the entity was sent, oldest first:
+  // an actor answers in mailbox order, so answers pop from the front.
+  std::deque<clock_type::time_point> in_flight;
 };
 
 // A message on its way to an entity, with the caller waiting on `promise`.
@@ -73,14 +76,14 @@ void passivate(self_pointer self, std::unordered_map<std::string, activation>::i
 
 // The activation for the envelope's entity, spawned if there is none; an error for an
 // unknown kind.
-caf::expected<envelope_handler> activation_for(self_pointer self, const entity_envelope& env) {
+caf::expected<activation*> activation_for(self_pointer self, const entity_envelope& env) {
   auto& st = self->state;
   auto key = entity_key(env);
   auto i = st.active.find(key);
   if (i != st.active.end()) {
     i->second.last_used = clock_type::now();
     st.lru.splice(st.lru.end(), st.lru, i->second.lru);
-    return i->second.handle;
+    return &i->second;
   }
   auto kind = st.kinds->find(env.kind);
   if (kind == st.kinds->end())
@@ -88,14 +91,27 @@ caf::expected<envelope_handler> activation_for(self_pointer self, const entity_e
   auto handle = kind->second(self->system(), env.id, st.ctx);
   self->monitor(handle);
   st.lru.push_back(key);
-  st.active.emplace(key, activation{handle, env.kind, clock_type::now(), std::prev(st.lru.end())});
+  auto* added =
+      &st.active
+           .emplace(key,
+                    activation{handle, env.kind, clock_type::now(), std::prev(st.lru.end()), {}})
+           .first->second;
   st.keys.emplace(caf::actor_cast<caf::actor_addr>(handle), key);
   ++st.per_kind[env.kind];
   st.probe->activated(env.kind);
   // The newcomer sits at the back, so eviction never takes it.
   while (st.active.size() > st.limits.max_active)
     passivate(self, st.active.find(st.lru.front()), "evicted");
-  return handle;
+  return added;  // unordered_map nodes stay put when others are erased
+}
+
+// The entity answered (or failed) one request of `handle`'s activation.
+void answered(self_pointer self, const std::string& key, const envelope_handler& handle) {
+  auto& st = self->state;
+  auto i = st.active.find(key);
+  if (i == st.active.end() || i->second.handle != handle || i->second.in_flight.empty()) return;
+  st.probe->answered(i->second.kind, clock_type::now() - i->second.in_flight.front());
+  i->second.in_flight.pop_front();
 }
 
 // Drops `handle` if it is still the activation of its entity (the down handler may have been
@@ -155,11 +171,26 @@ void park(self_pointer self, delivery& d) {
 
 void deliver(self_pointer self, delivery d) {
   auto& st = self->state;
-  auto handle = activation_for(self, d.env);
-  if (!handle) {
-    d.promise.deliver(handle.error());
+  auto act = activation_for(self, d.env);
+  if (!act) {
+    d.promise.deliver(act.error());
     return;
   }
+  auto& a = **act;
+  auto now = clock_type::now();
+  // Bounded mailbox: when the oldest request still waiting at this entity is older than the
+  // limit, refuse new work instead of queueing it without bound.
+  if (!a.in_flight.empty() && now - a.in_flight.front() > st.limits.max_queue_age) {
+    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - a.in_flight.front());
+    st.probe->overloaded(a.kind);
+    d.promise.deliver(make_error(runtime_errc::overloaded,
+                                 entity_key(d.env) + " is overloaded: its oldest request waits " +
+                                     std::to_string(age.count()) + " ms"));
+    return;
+  }
+  a.in_flight.push_back(now);
+  auto handle = a.handle;
+  auto key = entity_key(d.env);
   auto timeout = st.limits.default_timeout;
   if (d.env.deadline_ms > 0) {
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -169,31 +200,36 @@ void deliver(self_pointer self, delivery d) {
   }
   // The request copies the envelope; `d` keeps it for a redelivery.
   auto env = d.env;
-  self->request(*handle, timeout, std::move(env))
-      .then([d](std::string& reply) mutable { d.promise.deliver(std::move(reply)); },
-            [self, d, failed = *handle](caf::error& err) mutable {
-              if (bounced(err) && ++d.bounces <= max_bounces) {
-                drop_failed(self, failed);
-                deliver(self, std::move(d));
-                return;
-              }
-              if (!failed_on_it(err)) {
-                d.promise.deliver(std::move(err));
-                return;
-              }
+  self->request(handle, timeout, std::move(env))
+      .then(
+          [self, d, key, handle](std::string& reply) mutable {
+            answered(self, key, handle);
+            d.promise.deliver(std::move(reply));
+          },
+          [self, d, key, failed = handle](caf::error& err) mutable {
+            answered(self, key, failed);
+            if (bounced(err) && ++d.bounces <= max_bounces) {
               drop_failed(self, failed);
-              ++d.attempts;
-              d.last_error = error_detail(err);
-              auto& st = self->state;
-              if (d.attempts >= st.limits.max_attempts) {
-                park(self, d);
-                return;
-              }
-              auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
-              auto ticket = ++st.next_ticket;
-              st.retries.emplace(ticket, std::move(d));
-              self->delayed_send(self, backoff, retry_atom_v, ticket);
-            });
+              deliver(self, std::move(d));
+              return;
+            }
+            if (!failed_on_it(err)) {
+              d.promise.deliver(std::move(err));
+              return;
+            }
+            drop_failed(self, failed);
+            ++d.attempts;
+            d.last_error = error_detail(err);
+            auto& st = self->state;
+            if (d.attempts >= st.limits.max_attempts) {
+              park(self, d);
+              return;
+            }
+            auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
+            auto ticket = ++st.next_ticket;
+            st.retries.emplace(ticket, std::move(d));
+            self->delayed_send(self, backoff, retry_atom_v, ticket);
+          });
 }
 
 entity_registry_actor::behavior_type registry(self_pointer self, const entity_kinds* kinds,

@@ -26,6 +26,9 @@ struct registry_limits {
   std::chrono::milliseconds retry_backoff{100};
   /// How long an entity may take for one message when the caller set no deadline.
   std::chrono::milliseconds default_timeout{30000};
+  /// Bounded mailbox: new requests to an entity whose oldest waiting request is older than
+  /// this are refused with `runtime_errc::overloaded` (503 + Retry-After at the edge).
+  std::chrono::milliseconds max_queue_age{2000};
   /// Dead letters kept for listing (the oldest are dropped).
   size_t dead_letter_capacity = 1000;
 };

@@ -235,8 +235,11 @@ int main(int argc, char** argv) {
   if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
 
   caf::actor_system system{caf_cfg};
-  registry_limits limits{cfg.entities.idle_timeout, cfg.entities.max_active,
-                         cfg.entities.sweep_interval};
+  registry_limits limits;
+  limits.idle_timeout = cfg.entities.idle_timeout;
+  limits.max_active = cfg.entities.max_active;
+  limits.sweep_interval = cfg.entities.sweep_interval;
+  limits.max_queue_age = cfg.entities.max_queue_age;
   auto entity_registry =
       spawn_entity_registry(system, kinds, entity_context{self->name.str()}, limits, entities, log);
   auto router = spawn_router(system, cfg, *self, entity_registry);

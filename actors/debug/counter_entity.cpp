@@ -1,6 +1,8 @@
 #include "actors/debug/counter_entity.hpp"
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -44,6 +46,14 @@ envelope_handler::behavior_type counter(envelope_handler::stateful_pointer<count
                   return reply(st);
                 }
                 if (env.type == messages::CounterGet::descriptor()->full_name()) return reply(st);
+                if (env.type == messages::CounterBusy::descriptor()->full_name()) {
+                  messages::CounterBusy cmd;
+                  if (!cmd.ParseFromString(env.payload) || cmd.ms() < 0 || cmd.ms() > 5000)
+                    return make_error(runtime_errc::bad_payload, "CounterBusy.ms must be 0..5000");
+                  // Debug only: holds a scheduler thread on purpose, like a slow handler would.
+                  std::this_thread::sleep_for(std::chrono::milliseconds{cmd.ms()});
+                  return reply(st);
+                }
                 if (env.type == messages::CounterPoison::descriptor()->full_name())
                   throw std::runtime_error("poisoned on purpose");
                 return make_error(runtime_errc::unknown_message_type,

@@ -3,6 +3,7 @@
 #include <caf/sec.hpp>
 
 #include "http_edge/error_table.hpp"
+#include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 
 using namespace chorus;
@@ -30,4 +31,19 @@ TEST_CASE("an error the table does not know becomes 500 internal without detail"
 TEST_CASE("the error body has the one shape with code, message and request id") {
   CHECK(edge::error_body("not_found", "no \"such\" route", "abc") ==
         R"({"error":{"code":"not_found","message":"no \"such\" route","request_id":"abc"}})");
+}
+
+TEST_CASE("an overloaded entity or a cluster with no owner becomes 503 with Retry-After") {
+  for (auto code : {runtime_errc::overloaded, runtime_errc::no_owner}) {
+    auto e = edge::to_http(make_error(code, "x"));
+    CHECK(e.status == 503);
+    CHECK(e.retry_after_seconds > 0);
+  }
+}
+
+TEST_CASE("a parked message becomes 422, which tells the client not to retry") {
+  auto e = edge::to_http(make_error(runtime_errc::parked, "x"));
+  CHECK(e.status == 422);
+  CHECK(e.code == "message_parked");
+  CHECK(e.retry_after_seconds == 0);
 }

@@ -23,12 +23,14 @@ namespace {
 
 // An actor system with one registry hosting the demo counter; no network.
 struct registry_fixture {
+  // Everything the actors reference is declared before the actor system, so it outlives every
+  // actor: the system's destructor waits for them.
   node_system_config cfg;
-  caf::actor_system sys{cfg};
   prometheus::Registry metrics;
   entity_probe probe{metrics};
   json_log log{"test"};
   entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  caf::actor_system sys{cfg};
   entity_registry_actor registry;
 
   explicit registry_fixture(registry_limits limits) {
@@ -156,4 +158,43 @@ TEST_CASE("an error the entity answers with is not retried") {
   CHECK(v.error().code() == static_cast<uint8_t>(runtime_errc::unknown_message_type));
   CHECK(f.metric("chorus_entity_failures_total") == 0);
   CHECK(f.metric("chorus_entity_activations_total") == 1);
+}
+
+TEST_CASE("an entity whose oldest request waits longer than the limit refuses new work") {
+  registry_limits limits;
+  limits.max_queue_age = 200ms;
+  registry_fixture f{limits};
+  messages::CounterBusy busy;
+  busy.set_ms(1500);
+  entity_envelope slow{debug::counter_kind,      "a", busy.GetDescriptor()->full_name(),
+                       busy.SerializeAsString(), "",  0};
+  caf::scoped_actor self{f.sys};
+  auto sent = std::chrono::steady_clock::now();
+  auto pending = self->request(f.registry, 10s, slow);
+  // Poll with short requests: queued ones time out on our side, until one is refused outright.
+  caf::error refused;
+  CHECK(test::eventually(1400ms, [&] {
+    caf::scoped_actor poller{f.sys};
+    messages::CounterIncrement inc;
+    entity_envelope env{debug::counter_kind,     "a", inc.GetDescriptor()->full_name(),
+                        inc.SerializeAsString(), "",  0};
+    bool is_refused = false;
+    poller->request(f.registry, 50ms, env)
+        .receive([](std::string&) {},
+                 [&](caf::error& err) {
+                   if (err.category() == runtime_category) {
+                     refused = err;
+                     is_refused = true;
+                   }
+                 });
+    return is_refused;
+  }));
+  CHECK(std::chrono::steady_clock::now() - sent >= 200ms);
+  REQUIRE(refused);
+  CHECK(refused.code() == static_cast<uint8_t>(runtime_errc::overloaded));
+  CHECK(error_detail(refused).find("counter/a is overloaded") != std::string::npos);
+  CHECK(f.metric("chorus_entity_overloads_total") >= 1);
+  // Other entities are not affected.
+  CHECK(f.increment("b"));
+  pending.receive([](std::string&) {}, [](caf::error&) {});
 }
