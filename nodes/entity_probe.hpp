@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <unordered_map>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -33,6 +34,9 @@ class entity_probe {
   prometheus::Family<prometheus::Counter>& dead_letters_;
   prometheus::Family<prometheus::Counter>& overloads_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
+  // Per-kind histograms, looked up once: Family::Add builds a label map and locks on every call,
+  // and answered() runs for every message. Only the registry actor calls answered().
+  std::unordered_map<std::string, prometheus::Histogram*> request_seconds_by_kind_;
 };
 
 }  // namespace chorus

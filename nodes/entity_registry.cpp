@@ -3,6 +3,7 @@
 #include <deque>
 #include <list>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor_cast.hpp>
 #include <caf/response_promise.hpp>
@@ -25,9 +26,20 @@ struct activation {
   std::string kind;
   clock_type::time_point last_used;
   std::list<std::string>::iterator lru;  // position in registry_state::lru
-  // When each request now queued at (or being handled by) the entity was sent, oldest first:
-  // an actor answers in mailbox order, so answers pop from the front.
-  std::deque<clock_type::time_point> in_flight;
+  // When each request now queued at (or being handled by) the entity was sent, oldest first
+  // from `head`: an actor answers in mailbox order, so answers advance `head`. A vector, not a
+  // deque: an idle activation must not carry the ~600 bytes an empty std::deque allocates.
+  std::vector<clock_type::time_point> in_flight;
+  size_t head = 0;
+
+  [[nodiscard]] bool idle() const { return head == in_flight.size(); }
+  [[nodiscard]] clock_type::time_point oldest() const { return in_flight[head]; }
+  void pop() {
+    if (++head == in_flight.size()) {
+      in_flight.clear();
+      head = 0;
+    }
+  }
 };
 
 // A message on its way to an entity, with the caller waiting on `promise`.
@@ -49,7 +61,9 @@ struct registry_state {
   std::list<std::string> lru;                             // front: least recently used
   std::unordered_map<caf::actor_addr, std::string> keys;  // activation -> "kind/id"
   std::map<std::string, uint64_t> per_kind;
-  std::unordered_map<uint64_t, delivery> retries;  // waiting for their back-off to pass
+  // Every message on its way to an entity or waiting for a redelivery, by ticket: callbacks
+  // carry the ticket, not a copy of the envelope.
+  std::unordered_map<uint64_t, delivery> deliveries;
   uint64_t next_ticket = 0;
   std::deque<messages::DeadLetter> dead;  // newest at the front
 
@@ -76,9 +90,9 @@ void passivate(self_pointer self, std::unordered_map<std::string, activation>::i
 
 // The activation for the envelope's entity, spawned if there is none; an error for an
 // unknown kind.
-caf::expected<activation*> activation_for(self_pointer self, const entity_envelope& env) {
+caf::expected<activation*> activation_for(self_pointer self, const std::string& key,
+                                          const entity_envelope& env) {
   auto& st = self->state;
-  auto key = entity_key(env);
   auto i = st.active.find(key);
   if (i != st.active.end()) {
     i->second.last_used = clock_type::now();
@@ -109,9 +123,9 @@ caf::expected<activation*> activation_for(self_pointer self, const entity_envelo
 void answered(self_pointer self, const std::string& key, const envelope_handler& handle) {
   auto& st = self->state;
   auto i = st.active.find(key);
-  if (i == st.active.end() || i->second.handle != handle || i->second.in_flight.empty()) return;
-  st.probe->answered(i->second.kind, clock_type::now() - i->second.in_flight.front());
-  i->second.in_flight.pop_front();
+  if (i == st.active.end() || i->second.handle != handle || i->second.idle()) return;
+  st.probe->answered(i->second.kind, clock_type::now() - i->second.oldest());
+  i->second.pop();
 }
 
 // Drops `handle` if it is still the activation of its entity (the down handler may have been
@@ -169,65 +183,73 @@ void park(self_pointer self, delivery& d) {
                                                          " times and was parked: " + d.last_error));
 }
 
-void deliver(self_pointer self, delivery d) {
+// Sends the delivery with `ticket` to its entity's activation (spawning one if needed).
+void deliver(self_pointer self, uint64_t ticket) {
   auto& st = self->state;
-  auto act = activation_for(self, d.env);
+  auto di = st.deliveries.find(ticket);
+  if (di == st.deliveries.end()) return;
+  auto& d = di->second;
+  auto key = entity_key(d.env);
+  auto act = activation_for(self, key, d.env);
   if (!act) {
     d.promise.deliver(act.error());
+    st.deliveries.erase(di);
     return;
   }
   auto& a = **act;
   auto now = clock_type::now();
   // Bounded mailbox: when the oldest request still waiting at this entity is older than the
   // limit, refuse new work instead of queueing it without bound.
-  if (!a.in_flight.empty() && now - a.in_flight.front() > st.limits.max_queue_age) {
-    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - a.in_flight.front());
+  if (!a.idle() && now - a.oldest() > st.limits.max_queue_age) {
+    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - a.oldest());
     st.probe->overloaded(a.kind);
-    d.promise.deliver(make_error(runtime_errc::overloaded,
-                                 entity_key(d.env) + " is overloaded: its oldest request waits " +
-                                     std::to_string(age.count()) + " ms"));
+    d.promise.deliver(make_error(
+        runtime_errc::overloaded,
+        key + " is overloaded: its oldest request waits " + std::to_string(age.count()) + " ms"));
+    st.deliveries.erase(di);
     return;
   }
   a.in_flight.push_back(now);
-  auto handle = a.handle;
-  auto key = entity_key(d.env);
   auto timeout = st.limits.default_timeout;
   if (d.env.deadline_ms > 0) {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch());
     timeout =
-        std::max(std::chrono::milliseconds{1}, std::chrono::milliseconds{d.env.deadline_ms} - now);
+        std::max(std::chrono::milliseconds{1}, std::chrono::milliseconds{d.env.deadline_ms} - wall);
   }
-  // The request copies the envelope; `d` keeps it for a redelivery.
-  auto env = d.env;
-  self->request(handle, timeout, std::move(env))
+  // The delivery keeps the envelope for a redelivery; the entity gets a copy.
+  self->request(a.handle, timeout, d.env)
       .then(
-          [self, d, key, handle](std::string& reply) mutable {
+          [self, ticket, key, handle = a.handle](std::string& reply) {
             answered(self, key, handle);
-            d.promise.deliver(std::move(reply));
+            auto i = self->state.deliveries.find(ticket);
+            i->second.promise.deliver(std::move(reply));
+            self->state.deliveries.erase(i);
           },
-          [self, d, key, failed = handle](caf::error& err) mutable {
+          [self, ticket, key, failed = a.handle](caf::error& err) {
             answered(self, key, failed);
+            auto& st = self->state;
+            auto i = st.deliveries.find(ticket);
+            auto& d = i->second;
             if (bounced(err) && ++d.bounces <= max_bounces) {
               drop_failed(self, failed);
-              deliver(self, std::move(d));
+              deliver(self, ticket);
               return;
             }
             if (!failed_on_it(err)) {
               d.promise.deliver(std::move(err));
+              st.deliveries.erase(i);
               return;
             }
             drop_failed(self, failed);
             ++d.attempts;
             d.last_error = error_detail(err);
-            auto& st = self->state;
             if (d.attempts >= st.limits.max_attempts) {
               park(self, d);
+              st.deliveries.erase(i);
               return;
             }
             auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
-            auto ticket = ++st.next_ticket;
-            st.retries.emplace(ticket, std::move(d));
             self->delayed_send(self, backoff, retry_atom_v, ticket);
           });
 }
@@ -255,16 +277,12 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
   return {
       [self](entity_envelope& env) {
         auto promise = self->make_response_promise<std::string>();
-        deliver(self, delivery{std::move(env), promise, 0, 0, {}});
+        auto ticket = ++self->state.next_ticket;
+        self->state.deliveries.emplace(ticket, delivery{std::move(env), promise, 0, 0, {}});
+        deliver(self, ticket);
         return promise;
       },
-      [self](retry_atom, uint64_t ticket) {
-        auto i = self->state.retries.find(ticket);
-        if (i == self->state.retries.end()) return;
-        auto d = std::move(i->second);
-        self->state.retries.erase(i);
-        deliver(self, std::move(d));
-      },
+      [self](retry_atom, uint64_t ticket) { deliver(self, ticket); },
       [self](dead_atom) {
         messages::DeadLetters out;
         for (const auto& letter : self->state.dead) *out.add_letters() = letter;

@@ -1,0 +1,269 @@
+// ./chorus bench runtime — the entity runtime next to raw CAF, in one run.
+//
+// The "raw" side sends the same envelope to the same counter actor, spawned directly: the
+// handler work is identical, so each ratio is the cost of the router and the registry.
+//   (a) same node: through router + registry vs a raw request to the actor
+//   (b) other node (a forked process, BASP over loopback): router -> remote registry vs a raw
+//       remote request to an actor published by that process
+//   (c) cold activation latency (first message to a new id) vs warm, p50/p99
+//   (d) resident memory per idle entity, 1,000,000 entities via the registry vs 1,000,000 plain
+//       actors
+// Prints medians of alternating rounds and ratios. Not a test: it asserts nothing.
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <prometheus/registry.h>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+
+#include "actors/debug/counter_entity.hpp"
+#include "common/json_log.hpp"
+#include "messages/debug.pb.h"
+#include "nodes/cluster_config.hpp"
+#include "nodes/entity_probe.hpp"
+#include "nodes/entity_registry.hpp"
+#include "nodes/node_system_config.hpp"
+#include "nodes/router.hpp"
+
+using namespace chorus;
+using namespace std::chrono;
+using clock_type = steady_clock;
+
+namespace {
+
+entity_envelope get_envelope(const std::string& id) {
+  messages::CounterGet cmd;
+  return entity_envelope{debug::counter_kind,     id, cmd.GetDescriptor()->full_name(),
+                         cmd.SerializeAsString(), "", 0};
+}
+
+// Requests with `in_flight` outstanding until `total` answered; returns answers per second.
+// With in_flight == 1 it also fills `latencies` (microseconds) when given.
+double drive(caf::actor_system& sys, const envelope_handler& dest, size_t total, size_t in_flight,
+             const std::function<entity_envelope(size_t)>& make,
+             std::vector<double>* latencies = nullptr) {
+  std::promise<double> done;
+  auto result = done.get_future();
+  sys.spawn([&, dest](caf::event_based_actor* self) {
+    struct run_state {
+      size_t sent = 0, answered = 0, failed = 0;
+      clock_type::time_point start = clock_type::now();
+    };
+    auto st = std::make_shared<run_state>();
+    auto send_one = std::make_shared<std::function<void()>>();
+    *send_one = [=, &done, &make]() {
+      auto i = st->sent++;
+      auto t0 = clock_type::now();
+      self->request(dest, seconds{30}, make(i))
+          .then(
+              [=, &done](std::string&) {
+                if (latencies != nullptr)
+                  latencies->push_back(
+                      duration<double, std::micro>(clock_type::now() - t0).count());
+                if (++st->answered == total)
+                  done.set_value(total / duration<double>(clock_type::now() - st->start).count());
+                else if (st->sent < total)
+                  (*send_one)();
+              },
+              [=, &done](caf::error&) {
+                ++st->failed;
+                if (++st->answered == total)
+                  done.set_value(0);
+                else if (st->sent < total)
+                  (*send_one)();
+              });
+    };
+    for (size_t k = 0; k < in_flight && k < total; ++k) (*send_one)();
+  });
+  return result.get();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+size_t resident_bytes() {
+  std::ifstream statm{"/proc/self/statm"};
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+cluster_config make_config(const std::string& self_roles, const std::string& peer_roles) {
+  std::string text =
+      "[chorus]\ncluster-name=\"bench\"\nnodes=[{name=\"b1\", host=\"127.0.0.1\", "
+      "actor-port=1, http-port=2, ws-port=3, metrics-port=4, roles=[" +
+      self_roles +
+      "]}, {name=\"b2\", host=\"127.0.0.1\", actor-port=5, http-port=6, ws-port=7, "
+      "metrics-port=8, roles=[" +
+      peer_roles + "]}]\n[chorus.storage]\n";
+  for (const auto& d : storage_domains()) text += d + "-dsn=\"postgresql://unused/x\"\n";
+  text += "redis-url=\"redis://127.0.0.1:1\"\n";
+  node_system_config caf_cfg;
+  return *parse_cluster_config(text, "bench.conf", caf_cfg.caf_options());
+}
+
+// The other node: publishes a registry and a plain counter, reports their ports on `fd`, and
+// runs until its parent closes the pipe.
+[[noreturn]] void serve_remote(int report_fd, int stop_fd) {
+  node_system_config cfg;
+  prometheus::Registry metrics;
+  entity_probe probe{metrics};
+  json_log log{"b2"};
+  entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  {
+    caf::actor_system sys{cfg};
+    registry_limits limits;
+    auto registry = spawn_entity_registry(sys, kinds, entity_context{"b2"}, limits, probe, log);
+    auto plain = debug::counter_factory()(sys, "plain", entity_context{"b2"});
+    auto p1 = sys.middleman().publish(registry, 0, "127.0.0.1");
+    auto p2 = sys.middleman().publish(plain, 0, "127.0.0.1");
+    uint16_t ports[2] = {p1 ? *p1 : uint16_t{0}, p2 ? *p2 : uint16_t{0}};
+    if (::write(report_fd, ports, sizeof(ports)) != sizeof(ports)) std::_Exit(1);
+    char c;
+    while (::read(stop_fd, &c, 1) > 0) {
+    }
+    // The parent is done; nothing here needs an orderly shutdown.
+    std::_Exit(0);
+  }
+}
+
+void print_row(const char* what, double ours, double peer, const char* unit) {
+  std::printf("  %-46s %12.0f %12.0f %8.2f  %s\n", what, ours, peer, peer > 0 ? ours / peer : 0.0,
+              unit);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int rounds = argc > 1 ? std::atoi(argv[1]) : 3;
+  size_t entities = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1000000;
+
+  // Fork the remote node before any thread exists in this process.
+  int report[2], stop[2];
+  if (::pipe(report) != 0 || ::pipe(stop) != 0) return 1;
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(report[0]);
+    ::close(stop[1]);
+    serve_remote(report[1], stop[0]);
+  }
+  ::close(report[1]);
+  ::close(stop[0]);
+  uint16_t remote_ports[2] = {0, 0};
+  if (::read(report[0], remote_ports, sizeof(remote_ports)) != sizeof(remote_ports)) return 1;
+
+  node_system_config cfg;
+  prometheus::Registry metrics;
+  entity_probe probe{metrics};
+  json_log log{"b1"};
+  entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  auto local_cfg = make_config("\"entity\"", "\"edge\"");   // b1 owns everything
+  auto remote_cfg = make_config("\"edge\"", "\"entity\"");  // b2 owns everything
+  {
+    caf::actor_system sys{cfg};
+    registry_limits limits;
+    limits.max_active = entities * 2 + 100000;
+    limits.idle_timeout = hours{1};
+    auto registry = spawn_entity_registry(sys, kinds, entity_context{"b1"}, limits, probe, log);
+    auto local_router = spawn_router(sys, local_cfg, local_cfg.nodes[0], registry);
+    auto remote_router = spawn_router(sys, remote_cfg, remote_cfg.nodes[0], registry);
+    auto plain = debug::counter_factory()(sys, "plain", entity_context{"b1"});
+    auto remote_registry =
+        sys.middleman().remote_actor<envelope_handler>("127.0.0.1", remote_ports[0]);
+    auto remote_plain =
+        sys.middleman().remote_actor<envelope_handler>("127.0.0.1", remote_ports[1]);
+    if (!remote_registry || !remote_plain) {
+      std::fprintf(stderr, "cannot reach the forked node\n");
+      return 1;
+    }
+    caf::anon_send(remote_router, peer_up_atom_v, std::string{"b2"}, *remote_registry);
+    envelope_handler local_entry = local_router, remote_entry = remote_router;
+
+    // Warm up: activate the 64 ids used below on both sides, and the connections.
+    auto ids = [](size_t i) { return get_envelope("w" + std::to_string(i % 64)); };
+    auto plain_msg = [](size_t) { return get_envelope("plain"); };
+    drive(sys, local_entry, 20000, 64, ids);
+    drive(sys, remote_entry, 20000, 64, ids);
+    drive(sys, *remote_plain, 20000, 64, plain_msg);
+
+    std::vector<double> a_ours, a_raw, a1_ours, a1_raw, b_ours, b_raw, b1_ours, b1_raw;
+    for (int r = 0; r < rounds; ++r) {
+      a_ours.push_back(drive(sys, local_entry, 200000, 100, ids));
+      a_raw.push_back(drive(sys, plain, 200000, 100, plain_msg));
+      a1_ours.push_back(drive(sys, local_entry, 20000, 1, ids));
+      a1_raw.push_back(drive(sys, plain, 20000, 1, plain_msg));
+      b_ours.push_back(drive(sys, remote_entry, 100000, 100, ids));
+      b_raw.push_back(drive(sys, *remote_plain, 100000, 100, plain_msg));
+      b1_ours.push_back(drive(sys, remote_entry, 5000, 1, ids));
+      b1_raw.push_back(drive(sys, *remote_plain, 5000, 1, plain_msg));
+    }
+    std::printf(
+        "runtime: medians of %d rounds                          chorus      raw CAF    ratio\n",
+        rounds);
+    print_row("(a) same node, 100 in flight", median(a_ours), median(a_raw), "req/s");
+    print_row("(a) same node, 1 in flight", median(a1_ours), median(a1_raw), "req/s");
+    print_row("(b) other node, 100 in flight", median(b_ours), median(b_raw), "req/s");
+    print_row("(b) other node, 1 in flight", median(b1_ours), median(b1_raw), "req/s");
+
+    // (c) cold activation: the first message to each new id, one at a time, vs the same ids warm.
+    std::vector<double> cold, warm;
+    auto fresh = [](size_t i) { return get_envelope("cold" + std::to_string(i)); };
+    drive(sys, local_entry, 20000, 1, fresh, &cold);
+    drive(sys, local_entry, 20000, 1, fresh, &warm);
+    std::printf("  %-46s %12.1f %12.1f %8.2f  us\n", "(c) p50 first message (cold) vs warm",
+                percentile(cold, 0.5), percentile(warm, 0.5),
+                percentile(cold, 0.5) / percentile(warm, 0.5));
+    std::printf("  %-46s %12.1f %12.1f %8.2f  us\n", "(c) p99 first message (cold) vs warm",
+                percentile(cold, 0.99), percentile(warm, 0.99),
+                percentile(cold, 0.99) / percentile(warm, 0.99));
+
+    // (d) memory per idle entity.
+    auto before = resident_bytes();
+    auto many = [](size_t i) { return get_envelope("m" + std::to_string(i)); };
+    drive(sys, envelope_handler{registry}, entities, 1000, many);
+    auto ours = static_cast<double>(resident_bytes() - before) / entities;
+    before = resident_bytes();
+    std::vector<envelope_handler> plain_actors;
+    plain_actors.reserve(entities);
+    for (size_t i = 0; i < entities; ++i)
+      plain_actors.push_back(
+          debug::counter_factory()(sys, "p" + std::to_string(i), entity_context{"b1"}));
+    auto raw = static_cast<double>(resident_bytes() - before) / entities;
+    std::printf("  %-46s %12.0f %12.0f %8.2f  bytes\n", "(d) resident memory per idle entity", ours,
+                raw, ours / raw);
+    std::printf("      (%zu entities through the registry vs %zu plain actors)\n", entities,
+                entities);
+    for (auto& a : plain_actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    plain_actors.clear();
+    for (const auto& a :
+         {caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(local_router),
+          caf::actor_cast<caf::actor>(remote_router), caf::actor_cast<caf::actor>(plain)})
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  ::close(stop[1]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return 0;
+}
