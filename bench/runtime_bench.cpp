@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
     limits.max_active = entities * 2 + 100000;
     limits.idle_timeout = hours{1};
     auto registry = spawn_entity_registry(sys, kinds, entity_context{"b1"}, limits, probe, log);
-    auto local_router = spawn_router(sys, local_cfg, local_cfg.nodes[0], registry);
-    auto remote_router = spawn_router(sys, remote_cfg, remote_cfg.nodes[0], registry);
+    auto local_router = spawn_router(sys, local_cfg.nodes[0], registry);
+    auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry);
     auto plain = debug::counter_factory()(sys, "plain", entity_context{"b1"});
     auto remote_registry =
         sys.middleman().remote_actor<envelope_handler>("127.0.0.1", remote_ports[0]);
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cannot reach the forked node\n");
       return 1;
     }
-    caf::anon_send(remote_router, peer_up_atom_v, std::string{"b2"}, *remote_registry);
+    caf::anon_send(remote_router, peer_up_atom_v, std::string{"b2"}, *remote_registry, true);
     envelope_handler local_entry = local_router, remote_entry = remote_router;
 
     // Warm up: activate the 64 ids used below on both sides, and the connections.

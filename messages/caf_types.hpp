@@ -34,6 +34,8 @@ CAF_ADD_ATOM(chorus, chorus, whoami_atom, "whoami")
 CAF_ADD_ATOM(chorus, chorus, begin_atom, "begin")
 // Membership: a node's own timer to (re)dial a peer.
 CAF_ADD_ATOM(chorus, chorus, dial_atom, "dial")
+// Membership: apply a re-read cluster.conf.
+CAF_ADD_ATOM(chorus, chorus, reload_atom, "reload")
 // Local query of a node's view of the cluster -> serialized messages::NodeStatus.
 CAF_ADD_ATOM(chorus, chorus, status_atom, "status")
 

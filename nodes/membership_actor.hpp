@@ -18,7 +18,8 @@ class node_probe;
 /// A node's membership actor: one per node, published on the node's actor port. It dials every
 /// other node of cluster.conf through CAF's middleman, checks that the peer answers with the
 /// expected cluster and node name, monitors it, and redials with back-off when it is lost.
-/// Peers find each other by dialling; there is no seed node.
+/// Peers find each other by dialling; there is no seed node. A reload (SIGHUP) hands it the
+/// new node list: new peers are dialled, removed ones dropped, all without a restart.
 using membership_actor = caf::typed_actor<
     /// Asked by a peer after connecting: answers (cluster name, node name, entity registry).
     caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler>,
@@ -27,8 +28,13 @@ using membership_actor = caf::typed_actor<
     /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
     /// fails to start leaves no connection attempt behind.
     caf::reacts_to<begin_atom>,
+    /// Apply a re-read cluster.conf: the node list as serialized messages::ClusterView.
+    caf::reacts_to<reload_atom, std::string>,
     /// Internal timer: (re)dial the named peer.
     caf::reacts_to<dial_atom, std::string>>;
+
+/// The node list of `cfg` as the reload message carries it.
+std::string cluster_view(const cluster_config& cfg);
 
 /// Spawns the membership actor of `self`. It hands `registry` to peers that ask who it is and
 /// tells `router` which peers' registries are live. `cfg`, `probe` and `log` must outlive the

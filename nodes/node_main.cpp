@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
   limits.max_queue_age = cfg.entities.max_queue_age;
   auto entity_registry =
       spawn_entity_registry(system, kinds, entity_context{self->name.str()}, limits, entities, log);
-  auto router = spawn_router(system, cfg, *self, entity_registry);
+  auto router = spawn_router(system, *self, entity_registry);
   auto membership = spawn_membership(system, cfg, *self, entity_registry, router, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
@@ -276,8 +276,21 @@ int main(int argc, char** argv) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      // Live membership changes arrive with the entity-runtime issue.
-      log.warn("node", "SIGHUP received: reloading cluster.conf is not supported yet");
+      // Only the node list is live: other settings (this node's own ports, timings, storage)
+      // need a restart, and a file that no longer validates is refused whole.
+      auto fresh = load_cluster_config(args.config, caf_cfg.caf_options());
+      if (!fresh) {
+        log.error("node", "reload refused: " + error_detail(fresh.error()));
+        continue;
+      }
+      const auto* me = fresh->find(self->name);
+      if (me == nullptr || me->host != self->host || me->actor_port != self->actor_port) {
+        log.error("node", "reload refused: this node was removed or its address changed in " +
+                              cfg.path + "; stop it instead");
+        continue;
+      }
+      caf::anon_send(membership, reload_atom_v, cluster_view(*fresh));
+      log.info("node", "reloading cluster.conf", {{"nodes", std::to_string(fresh->nodes.size())}});
       continue;
     }
     log.info("node", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

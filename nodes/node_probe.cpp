@@ -33,13 +33,16 @@ node_probe::node_probe(prometheus::Registry& registry, const cluster_config& cfg
       .Register(registry)
       .Add({})
       .Set(std::chrono::duration<double>(now).count());
-  for (const auto& node : cfg.nodes) {
-    if (node.name == self.name) continue;
-    const std::map<std::string, std::string> labels{{"peer", node.name.str()}};
-    peer_up_[node.name] = &peer_up_family_.Add(labels);
-    connects_[node.name] = &connects_family_.Add(labels);
-    losses_[node.name] = &losses_family_.Add(labels);
-  }
+  for (const auto& node : cfg.nodes)
+    if (node.name != self.name) add_peer(node.name);
+}
+
+void node_probe::add_peer(const node_name& peer) {
+  if (peer_up_.count(peer) != 0) return;
+  const std::map<std::string, std::string> labels{{"peer", peer.str()}};
+  peer_up_[peer] = &peer_up_family_.Add(labels);
+  connects_[peer] = &connects_family_.Add(labels);
+  losses_[peer] = &losses_family_.Add(labels);
 }
 
 void node_probe::peer_up(const node_name& peer) {

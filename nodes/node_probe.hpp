@@ -20,6 +20,8 @@ class node_probe {
  public:
   node_probe(prometheus::Registry& registry, const cluster_config& cfg, const node_spec& self);
 
+  /// Creates the per-peer series of a peer added by a reload. Call from the membership actor.
+  void add_peer(const node_name& peer);
   void peer_up(const node_name& peer);
   void peer_down(const node_name& peer);
 

@@ -16,7 +16,6 @@ namespace {
 constexpr const char* entity_role = "entity";
 
 struct router_state {
-  const cluster_config* cfg = nullptr;
   std::string self_name;
   bool self_hosts = false;
   envelope_handler local;
@@ -35,10 +34,8 @@ struct router_state {
 
 using self_pointer = router_actor::stateful_pointer<router_state>;
 
-router_actor::behavior_type router(self_pointer self, const cluster_config* cfg,
-                                   const node_spec* me, envelope_handler local) {
+router_actor::behavior_type router(self_pointer self, const node_spec* me, envelope_handler local) {
   auto& st = self->state;
-  st.cfg = cfg;
   st.self_name = me->name.str();
   st.self_hosts = me->has_role(entity_role);
   st.local = std::move(local);
@@ -52,11 +49,13 @@ router_actor::behavior_type router(self_pointer self, const cluster_config* cfg,
         if (name == st.self_name) return self->delegate(st.local, std::move(env));
         return self->delegate(st.peers.at(name), std::move(env));
       },
-      [self](peer_up_atom, const std::string& name, const envelope_handler& registry) {
+      [self](peer_up_atom, const std::string& name, const envelope_handler& registry,
+             bool hosts_entities) {
         auto& st = self->state;
-        auto* spec = st.cfg->find(node_name{name});
-        if (spec == nullptr || !spec->has_role(entity_role)) return;
-        st.peers[name] = registry;
+        if (hosts_entities)
+          st.peers[name] = registry;
+        else
+          st.peers.erase(name);
         st.rebuild();
       },
       [self](peer_down_atom, const std::string& name) {
@@ -68,9 +67,9 @@ router_actor::behavior_type router(self_pointer self, const cluster_config* cfg,
 
 }  // namespace
 
-router_actor spawn_router(caf::actor_system& sys, const cluster_config& cfg, const node_spec& self,
+router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
                           envelope_handler local_registry) {
-  return sys.spawn(router, &cfg, &self, std::move(local_registry));
+  return sys.spawn(router, &self, std::move(local_registry));
 }
 
 }  // namespace chorus

@@ -16,13 +16,14 @@ namespace chorus {
 /// the envelope to that node's registry — local or remote, the caller cannot tell. The
 /// membership actor keeps it told which peers are live.
 using router_actor = envelope_handler::extend<
-    /// A peer is live; `registry` is its entity registry.
-    caf::reacts_to<peer_up_atom, std::string, envelope_handler>,
+    /// A peer is live; `registry` is its entity registry; the flag says whether it hosts
+    /// entities (has the `entity` role).
+    caf::reacts_to<peer_up_atom, std::string, envelope_handler, bool>,
     /// A peer is gone.
     caf::reacts_to<peer_down_atom, std::string>>;
 
-/// `cfg` must outlive the actor system.
-router_actor spawn_router(caf::actor_system& sys, const cluster_config& cfg, const node_spec& self,
+/// `self` must outlive the actor system.
+router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
                           envelope_handler local_registry);
 
 }  // namespace chorus

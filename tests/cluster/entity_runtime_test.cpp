@@ -174,3 +174,69 @@ TEST_CASE(
   CHECK(test::metric_value(metrics, R"(chorus_dead_letters_total{kind="counter"})") == 1);
   CHECK(test::metric_value(metrics, R"(chorus_entity_failures_total{kind="counter"})") == 3);
 }
+
+TEST_CASE(
+    "a fourth node added through cluster.conf and a reload takes about a quarter of the "
+    "entities, at most 30%, while requests keep working") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE(c.converged(20s));
+  constexpr int n = 3000;
+  std::vector<std::string> before(n);
+  std::atomic<int> failures{0};
+  parallel_for(n, 4, [&](int i) {
+    auto v = parse_counter(test::http_post(
+        c.at(0).http_port, "/v1/debug/counters/r" + std::to_string(i) + "/increment"));
+    if (v)
+      before[i] = v->node();
+    else
+      ++failures;
+  });
+  REQUIRE(failures == 0);
+
+  // Traffic through n2 for the whole move.
+  std::atomic<bool> moving{true};
+  std::atomic<int> ok{0}, retryable{0}, other{0};
+  std::thread traffic{[&] {
+    for (int i = 0; moving; i = (i + 1) % n) {
+      auto reply = test::http_get(c.at(1).http_port, "/v1/debug/counters/r" + std::to_string(i));
+      if (reply.status == 200)
+        ++ok;
+      else if (reply.status == 503 && !reply.header("Retry-After").empty())
+        ++retryable;
+      else
+        ++other;
+    }
+  }};
+  auto added = c.add_node();
+  c.start(added);
+  for (size_t i = 0; i < 3; ++i) c.at(i).process->signal(SIGHUP);
+  auto joined = c.converged(20s);
+  moving = false;
+  traffic.join();
+  REQUIRE_MESSAGE(joined, "the 4th node did not join every view");
+  MESSAGE(ok.load() << " requests answered during the move, " << retryable.load()
+                    << " got 503 + Retry-After");
+  CHECK(other == 0);
+  CHECK(ok > 0);
+
+  int moved = 0;
+  std::atomic<int> unanswered{0};
+  std::vector<std::string> after(n);
+  parallel_for(n, 4, [&](int i) {
+    auto v = parse_counter(c.get(0, "/v1/debug/counters/r" + std::to_string(i)));
+    if (v)
+      after[i] = v->node();
+    else
+      ++unanswered;
+  });
+  CHECK(unanswered == 0);
+  for (int i = 0; i < n; ++i) {
+    if (after[i] == before[i]) continue;
+    ++moved;
+    CHECK(after[i] == "n4");
+  }
+  MESSAGE(moved << " of " << n << " entities moved to n4");
+  CHECK(moved > n / 10);
+  CHECK(moved <= n * 3 / 10);
+}

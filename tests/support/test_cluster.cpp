@@ -1,5 +1,6 @@
 #include "tests/support/test_cluster.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -80,9 +81,21 @@ http_reply http_get(uint16_t port, const std::string& path,
 }
 
 test_cluster::test_cluster(size_t n) {
+  conf_path_ = dir_.path() + "/cluster.conf";
   for (size_t i = 0; i < n; ++i)
     nodes_.push_back(node{"n" + std::to_string(i + 1), free_port(), free_port(), free_port(),
                           free_port(), nullptr});
+  write_conf();
+}
+
+size_t test_cluster::add_node() {
+  nodes_.push_back(node{"n" + std::to_string(nodes_.size() + 1), free_port(), free_port(),
+                        free_port(), free_port(), nullptr});
+  write_conf();
+  return nodes_.size() - 1;
+}
+
+void test_cluster::write_conf() {
   std::ostringstream conf;
   conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\ndebug-endpoints=true\nnodes=[\n";
   for (const auto& nd : nodes_)
@@ -92,8 +105,9 @@ test_cluster::test_cluster(size_t n) {
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
        << storage_section() << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";
-  conf_path_ = dir_.path() + "/cluster.conf";
-  write_file(conf_path_, conf.str());
+  // Write then rename, so a node reloading never reads half a file.
+  write_file(conf_path_ + ".tmp", conf.str());
+  std::rename((conf_path_ + ".tmp").c_str(), conf_path_.c_str());
 }
 
 void test_cluster::start(size_t i) {

@@ -58,6 +58,10 @@ class test_cluster {
   [[nodiscard]] const std::string& conf_path() const { return conf_path_; }
   node& at(size_t i) { return nodes_.at(i); }
 
+  /// Adds a node with free ports and rewrites cluster.conf; start it and SIGHUP the others to
+  /// reload. Returns its index.
+  size_t add_node();
+
   /// Starts node i (again). Does not wait.
   void start(size_t i);
   void start_all();
@@ -77,6 +81,8 @@ class test_cluster {
   [[nodiscard]] std::string output_of(size_t i) const;
 
  private:
+  void write_conf();
+
   temp_dir dir_;
   std::string conf_path_;
   std::vector<node> nodes_;
