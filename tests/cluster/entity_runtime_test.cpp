@@ -39,6 +39,26 @@ void parallel_for(int n, int threads, F fn) {
   for (auto& th : pool) th.join();
 }
 
+std::vector<std::string> numbered(const std::string& prefix, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(prefix + std::to_string(i));
+  return ids;
+}
+
+// Asks every counter in `ids` through the node on `port`, 4 requests at a time: POST
+// .../increment when `increment`, else GET. The answers in order; nothing where one failed.
+std::vector<std::optional<messages::CounterValue>> ask_all(uint16_t port,
+                                                           const std::vector<std::string>& ids,
+                                                           bool increment) {
+  std::vector<std::optional<messages::CounterValue>> out(ids.size());
+  parallel_for(static_cast<int>(ids.size()), 4, [&](int i) {
+    auto path = "/v1/debug/counters/" + ids[i];
+    out[i] = parse_counter(increment ? test::http_post(port, path + "/increment")
+                                     : test::http_get(port, path));
+  });
+  return out;
+}
+
 std::string owner_of(const std::string& id) {
   std::vector<std::string> nodes{"n1", "n2", "n3"};
   return nodes[*rendezvous_owner("counter/" + id, nodes)];
@@ -51,22 +71,14 @@ TEST_CASE("10,000 entities addressed through n1 land on all 3 nodes, each on exa
   c.start_all();
   REQUIRE(c.converged(20s));
   constexpr int n = 10000;
-  std::mutex mtx;
+  auto ids = numbered("e", n);
+  auto first = ask_all(c.at(0).http_port, ids, true);
   std::map<std::string, int> share;
-  std::vector<std::string> served_by(n);
-  std::atomic<int> failures{0};
-  parallel_for(n, 4, [&](int i) {
-    auto v = parse_counter(test::http_post(
-        c.at(0).http_port, "/v1/debug/counters/e" + std::to_string(i) + "/increment"));
-    if (!v || v->value() != 1) {
-      ++failures;
-      return;
-    }
-    served_by[i] = v->node();
-    std::lock_guard<std::mutex> guard{mtx};
+  for (const auto& v : first) {
+    REQUIRE(v);
+    CHECK(v->value() == 1);
     ++share[v->node()];
-  });
-  REQUIRE(failures == 0);
+  }
   for (const auto& node : {"n1", "n2", "n3"}) {
     CAPTURE(node);
     CHECK(share[node] > n / 3 * 0.85);
@@ -79,12 +91,10 @@ TEST_CASE("10,000 entities addressed through n1 land on all 3 nodes, each on exa
                                       R"(chorus_entity_activations_total{kind="counter"})");
   CHECK(activations == n);
   // Asked through another node, every entity answers from the same owner with its state.
-  std::atomic<int> mismatches{0};
-  parallel_for(n, 4, [&](int i) {
-    auto v = parse_counter(
-        test::http_get(c.at(2).http_port, "/v1/debug/counters/e" + std::to_string(i)));
-    if (!v || v->value() != 1 || v->node() != served_by[i]) ++mismatches;
-  });
+  auto again = ask_all(c.at(2).http_port, ids, false);
+  int mismatches = 0;
+  for (int i = 0; i < n; ++i)
+    if (!again[i] || again[i]->value() != 1 || again[i]->node() != first[i]->node()) ++mismatches;
   CHECK(mismatches == 0);
   // chorus status shows the active entities by kind.
   auto st = c.status(1);
@@ -126,12 +136,9 @@ TEST_CASE(
   CHECK(other == 0);
   // After the retry every entity answers, now from a surviving node.
   REQUIRE(test::eventually(5s, [&] { return c.sees(0, "n3", "down"); }));
-  std::atomic<int> unanswered{0};
-  parallel_for(static_cast<int>(ids.size()), 4, [&](int i) {
-    auto v = parse_counter(
-        test::http_post(c.at(0).http_port, "/v1/debug/counters/" + ids[i] + "/increment"));
+  int unanswered = 0;
+  for (const auto& v : ask_all(c.at(0).http_port, ids, true))
     if (!v || v->node() == "n3") ++unanswered;
-  });
   CHECK(unanswered == 0);
 }
 
@@ -182,18 +189,9 @@ TEST_CASE(
   c.start_all();
   REQUIRE(c.converged(20s));
   constexpr int n = 3000;
-  std::vector<std::string> before(n);
-  std::atomic<int> failures{0};
-  parallel_for(n, 4, [&](int i) {
-    auto v = parse_counter(test::http_post(
-        c.at(0).http_port, "/v1/debug/counters/r" + std::to_string(i) + "/increment"));
-    if (v)
-      before[i] = v->node();
-    else
-      ++failures;
-  });
-  REQUIRE(failures == 0);
-
+  auto ids = numbered("r", n);
+  auto before = ask_all(c.at(0).http_port, ids, true);
+  for (const auto& v : before) REQUIRE(v);
   // Traffic through n2 for the whole move.
   std::atomic<bool> moving{true};
   std::atomic<int> ok{0}, retryable{0}, other{0};
@@ -221,20 +219,12 @@ TEST_CASE(
   CHECK(ok > 0);
 
   int moved = 0;
-  std::atomic<int> unanswered{0};
-  std::vector<std::string> after(n);
-  parallel_for(n, 4, [&](int i) {
-    auto v = parse_counter(c.get(0, "/v1/debug/counters/r" + std::to_string(i)));
-    if (v)
-      after[i] = v->node();
-    else
-      ++unanswered;
-  });
-  CHECK(unanswered == 0);
+  auto after = ask_all(c.at(0).http_port, ids, false);
   for (int i = 0; i < n; ++i) {
-    if (after[i] == before[i]) continue;
+    REQUIRE(after[i]);
+    if (after[i]->node() == before[i]->node()) continue;
     ++moved;
-    CHECK(after[i] == "n4");
+    CHECK(after[i]->node() == "n4");
   }
   MESSAGE(moved << " of " << n << " entities moved to n4");
   CHECK(moved > n / 10);
