@@ -2,7 +2,16 @@
 # Every step prints one progress line ("==> ..."); a failure names the log file to read.
 
 CHORUS_ROOT=${CHORUS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-CHORUS_CONF=${CHORUS_CONF:-$CHORUS_ROOT/cluster.conf}
+# The layout `./chorus up --nodes N` generated stays active (for status, logs, reload, down)
+# until `./chorus up` without --nodes or `./chorus down`; CHORUS_CONF overrides both.
+CHORUS_LAYOUT_MARK=$CHORUS_ROOT/.chorus/active-layout
+if [ -z "${CHORUS_CONF:-}" ]; then
+  if [ -f "$CHORUS_LAYOUT_MARK" ] && [ -f "$(cat "$CHORUS_LAYOUT_MARK")" ]; then
+    CHORUS_CONF=$(cat "$CHORUS_LAYOUT_MARK")
+  else
+    CHORUS_CONF=$CHORUS_ROOT/cluster.conf
+  fi
+fi
 CHORUS_BUILD=${CHORUS_BUILD:-$CHORUS_ROOT/build}
 CHORUS_NODE_BIN=$CHORUS_BUILD/nodes/chorus-node
 

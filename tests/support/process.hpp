@@ -41,7 +41,8 @@ struct run_result {
 run_result run(const std::vector<std::string>& argv,
                std::chrono::milliseconds timeout = std::chrono::seconds{30});
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// A TCP port on 127.0.0.1 that was free a moment ago, chosen at random below the ephemeral
+/// range so that outgoing connections cannot take it before a node binds it.
 uint16_t free_port();
 
 /// Polls `predicate` every 20 ms until it holds or `timeout` passes. Returns whether it held.

@@ -144,7 +144,9 @@ bool test_cluster::sees(size_t i, const std::string& peer, const std::string& st
 bool test_cluster::converged(std::chrono::milliseconds timeout) {
   return eventually(timeout, [this] {
     for (size_t i = 0; i < size(); ++i) {
-      if (!at(i).process || !at(i).process->running()) continue;
+      if (!at(i).process) continue;                 // never started
+      if (!at(i).process->running()) return false;  // exited: not converged, say so
+
       auto st = status(i);
       if (!st || st->peers_up() != size() - 1) return false;
     }

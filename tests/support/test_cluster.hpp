@@ -72,7 +72,8 @@ class test_cluster {
   /// Whether node i reports `peer` in `state` ("up"/"down").
   bool sees(size_t i, const std::string& peer, const std::string& state);
 
-  /// Waits until every running node sees every other node as up.
+  /// Waits until every started node runs and sees every other node as up; false when one has
+  /// exited.
   bool converged(std::chrono::milliseconds timeout);
 
   http_reply get(size_t i, const std::string& path) { return http_get(at(i).http_port, path); }
