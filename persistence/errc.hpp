@@ -20,6 +20,10 @@ enum class errc : uint8_t {
   redis_unavailable,
   /// A DSN or URL in the configuration could not be understood.
   bad_address,
+  /// An append's expected version is not the stream's current version: another writer won.
+  version_conflict,
+  /// PostgreSQL answered with an error that is not about availability (a bug or bad data).
+  storage_error,
 };
 
 const char* to_string(errc x) noexcept;

@@ -21,6 +21,10 @@ const char* to_string(errc x) noexcept {
       return "redis_unavailable";
     case errc::bad_address:
       return "bad_address";
+    case errc::version_conflict:
+      return "version_conflict";
+    case errc::storage_error:
+      return "storage_error";
   }
   return "unknown";
 }
