@@ -12,16 +12,29 @@
 
 #include "messages/envelope.hpp"
 #include "messages/errors.hpp"
+#include "persistence/journal_actor.hpp"
 
 namespace chorus {
 
 /// What an entity learns about where it runs when it is activated.
 struct entity_context {
   std::string node;  ///< the node hosting this activation
+  /// The journal actor of each storage domain ("user", "audio", "social", "commerce",
+  /// "analytics"); node-local.
+  std::map<std::string, persistence::journal_actor> journals;
+  /// Event-sourced entities store a snapshot every this many events (0: never).
+  int64_t snapshot_every = 100;
+
+  /// The journal of `domain`; a default (invalid) handle when the node has none.
+  [[nodiscard]] persistence::journal_actor journal(const std::string& domain) const {
+    auto it = journals.find(domain);
+    return it == journals.end() ? persistence::journal_actor{} : it->second;
+  }
 };
 
 /// Spawns one activation of an entity: `id` is the entity's id within its kind. The entity
-/// handles envelopes one at a time and answers with protobuf bytes or a caf::error.
+/// handles envelopes one at a time and answers with protobuf bytes or a caf::error (possibly
+/// later, through a response promise, after its events are committed).
 using entity_factory = std::function<envelope_handler(caf::actor_system&, const std::string& id,
                                                       const entity_context&)>;
 
@@ -35,9 +48,7 @@ template <class Self, class Handler>
 auto guarded(Self* self, Handler handler) {
   return [self, handler](entity_envelope& env) -> caf::result<std::string> {
     try {
-      caf::expected<std::string> out = handler(env);
-      if (out) return std::move(*out);
-      return std::move(out.error());
+      return handler(env);
     } catch (const std::exception& e) {
       auto err = make_error(runtime_errc::entity_failed, env.type + ": " + e.what());
       self->quit(err);

@@ -38,6 +38,8 @@
 #include "nodes/entity_registry.hpp"
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
+#include "persistence/journal_actor.hpp"
+#include "tests/fakes/memory_journal.hpp"
 
 using namespace chorus;
 using namespace std::chrono;
@@ -131,11 +133,15 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
   entity_probe probe{metrics};
   json_log log{"b2"};
   entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  test::memory_journal_store store;
   {
     caf::actor_system sys{cfg};
     registry_limits limits;
-    auto registry = spawn_entity_registry(sys, kinds, entity_context{"b2"}, limits, probe, log);
-    auto plain = debug::counter_factory()(sys, "plain", entity_context{"b2"});
+    entity_context ctx{
+        "b2",
+        {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
+    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log);
+    auto plain = debug::counter_factory()(sys, "plain", ctx);
     auto p1 = sys.middleman().publish(registry, 0, "127.0.0.1");
     auto p2 = sys.middleman().publish(plain, 0, "127.0.0.1");
     uint16_t ports[2] = {p1 ? *p1 : uint16_t{0}, p2 ? *p2 : uint16_t{0}};
@@ -179,6 +185,7 @@ int main(int argc, char** argv) {
   entity_probe probe{metrics};
   json_log log{"b1"};
   entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
+  test::memory_journal_store store;
   auto local_cfg = make_config("\"entity\"", "\"edge\"");   // b1 owns everything
   auto remote_cfg = make_config("\"edge\"", "\"entity\"");  // b2 owns everything
   {
@@ -186,10 +193,13 @@ int main(int argc, char** argv) {
     registry_limits limits;
     limits.max_active = entities * 2 + 100000;
     limits.idle_timeout = hours{1};
-    auto registry = spawn_entity_registry(sys, kinds, entity_context{"b1"}, limits, probe, log);
+    entity_context ctx{
+        "b1",
+        {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
+    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log);
     auto local_router = spawn_router(sys, local_cfg.nodes[0], registry);
     auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry);
-    auto plain = debug::counter_factory()(sys, "plain", entity_context{"b1"});
+    auto plain = debug::counter_factory()(sys, "plain", ctx);
     auto remote_registry =
         sys.middleman().remote_actor<envelope_handler>("127.0.0.1", remote_ports[0]);
     auto remote_plain =
@@ -248,8 +258,7 @@ int main(int argc, char** argv) {
     std::vector<envelope_handler> plain_actors;
     plain_actors.reserve(entities);
     for (size_t i = 0; i < entities; ++i)
-      plain_actors.push_back(
-          debug::counter_factory()(sys, "p" + std::to_string(i), entity_context{"b1"}));
+      plain_actors.push_back(debug::counter_factory()(sys, "p" + std::to_string(i), ctx));
     auto raw = static_cast<double>(resident_bytes() - before) / entities;
     std::printf("  %-46s %12.0f %12.0f %8.2f  bytes\n", "(d) resident memory per idle entity", ours,
                 raw, ours / raw);

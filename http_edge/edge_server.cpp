@@ -139,8 +139,18 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
               if (!valid_entity_id(id))
                 return send_error(res, {400, "invalid_id", 0},
                                   "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+              auto cmd = command;
+              if constexpr (std::is_same_v<decltype(cmd), messages::CounterIncrement>) {
+                // A retried increment with the same key is applied once (the first answer may
+                // have been lost, e.g. to a 503 while the commit went through).
+                auto key = req.get_header_value("Idempotency-Key");
+                if (key.size() > 128 || !valid_entity_id(key.empty() ? "x" : key))
+                  return send_error(res, {400, "invalid_idempotency_key", 0},
+                                    "Idempotency-Key must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+                cmd.set_key(key);
+              }
               answer_from_entity<messages::CounterValue>(
-                  envelope_for(debug::counter_kind, id, command, rid), res, rid);
+                  envelope_for(debug::counter_kind, id, cmd, rid), res, rid);
             });
     };
     counter_route(http_method::post, R"(/v1/debug/counters/([^/]+)/increment)",

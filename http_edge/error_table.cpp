@@ -27,6 +27,9 @@ http_error to_http(const caf::error& err) {
       case persistence::errc::postgres_unavailable:
       case persistence::errc::redis_unavailable:
         return {503, "storage_unavailable", 2};
+      case persistence::errc::version_conflict:
+        // Another writer kept winning the race for the same entity; the entity retried already.
+        return {409, "conflict", 0};
       default:
         break;
     }

@@ -10,6 +10,7 @@
 #include <caf/type_id.hpp>
 
 #include "messages/envelope.hpp"
+#include "messages/journal_types.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
 
@@ -17,6 +18,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
 // that routers can reach each other's registries.
 CAF_ADD_TYPE_ID(chorus, (chorus::entity_envelope))
 CAF_ADD_TYPE_ID(chorus, (chorus::envelope_handler))
+// Node-local traffic between entities and their journal actor.
+CAF_ADD_TYPE_ID(chorus, (std::vector<chorus::new_event>))
+CAF_ADD_TYPE_ID(chorus, (chorus::loaded_stream))
 
 // Router: a peer's registry became reachable / was lost.
 CAF_ADD_ATOM(chorus, chorus, peer_up_atom, "peer_up")
@@ -27,6 +31,15 @@ CAF_ADD_ATOM(chorus, chorus, retry_atom, "retry")
 CAF_ADD_ATOM(chorus, chorus, dead_atom, "dead")
 // Registry: periodic passivation sweep.
 CAF_ADD_ATOM(chorus, chorus, sweep_atom, "sweep")
+
+// Journal: append events to a stream at an expected version.
+CAF_ADD_ATOM(chorus, chorus, append_atom, "append")
+// Journal: restore a stream (snapshot + events).
+CAF_ADD_ATOM(chorus, chorus, load_atom, "load")
+// Journal: store a snapshot of a stream.
+CAF_ADD_ATOM(chorus, chorus, snapshot_atom, "snapshot")
+// Journal: a worker thread finished a job.
+CAF_ADD_ATOM(chorus, chorus, done_atom, "done")
 
 // Membership: "who are you?" -> (cluster name, node name).
 CAF_ADD_ATOM(chorus, chorus, whoami_atom, "whoami")

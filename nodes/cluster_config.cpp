@@ -252,7 +252,11 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     if (dsn.empty()) return sr.fail(domain + "-dsn", "must not be empty");
     out.storage.dsns[domain] = dsn;
   }
+  sr.count("journal-connections", out.storage.journal_connections);
+  sr.count("snapshot-every", out.storage.snapshot_every);
   if (!sr.string("redis-url", out.storage.redis_url, true) || !sr.finish()) return false;
+  if (out.storage.journal_connections == 0 || out.storage.journal_connections > 64)
+    return sr.fail("journal-connections", "must be 1..64");
   if (out.storage.redis_url.rfind("redis://", 0) != 0)
     return sr.fail("redis-url", "must start with redis://");
 

@@ -44,6 +44,10 @@ struct storage_spec {
   /// One DSN per domain: user, audio, social, commerce, analytics.
   std::map<std::string, std::string> dsns;
   std::string redis_url;
+  /// Connections (and worker threads) of each journal: transactions in flight at once.
+  size_t journal_connections = 2;
+  /// Event-sourced entities store a snapshot every this many events.
+  size_t snapshot_every = 100;
 };
 
 /// `chorus.entities`: activation limits of every node's entity registry.

@@ -36,6 +36,9 @@
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
 #include "nodes/version.hpp"
+#include "persistence/journal_actor.hpp"
+#include "persistence/journal_pg.hpp"
+#include "persistence/journal_probe.hpp"
 
 namespace {
 
@@ -103,6 +106,21 @@ std::string shell_name(const std::string& node) {
   for (auto& c : out)
     if (c == '-') c = '_';
   return out;
+}
+
+// The database name of a DSN, for metric labels: the URI's path or key=value's dbname.
+std::string database_of(const std::string& dsn) {
+  if (dsn.find("://") != std::string::npos) {
+    auto slash = dsn.find('/', dsn.find("://") + 3);
+    if (slash == std::string::npos) return "default";
+    auto db = dsn.substr(slash + 1);
+    db = db.substr(0, db.find('?'));
+    return db.empty() ? "default" : db;
+  }
+  auto at = dsn.find("dbname=");
+  if (at == std::string::npos) return "default";
+  auto db = dsn.substr(at + 7);
+  return db.substr(0, db.find(' '));
 }
 
 // Databases that ./chorus must create: those of DSNs pointing at the PostgreSQL it starts.
@@ -235,13 +253,37 @@ int main(int argc, char** argv) {
   if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
 
   caf::actor_system system{caf_cfg};
+
+  // One journal actor per distinct database; the domains that share one share the actor. Each
+  // connects lazily and applies pending migrations on its first connection, so a node starts
+  // (and answers 503 for storage-backed requests) while PostgreSQL is still down.
+  entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
+  std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
+  std::vector<persistence::journal_actor> journals;
+  if (self->has_role("entity")) {
+    std::map<std::string, persistence::journal_actor> by_dsn;
+    for (const auto& [domain, dsn] : cfg.storage.dsns) {
+      auto& journal = by_dsn[dsn];
+      if (!journal) {
+        journal_probes.push_back(
+            std::make_unique<persistence::journal_probe>(*registry, database_of(dsn)));
+        persistence::journal_options options;
+        options.connections = cfg.storage.journal_connections;
+        journal = persistence::spawn_journal(
+            system, [dsn = dsn] { return std::make_unique<persistence::journal_pg>(dsn); }, options,
+            journal_probes.back().get());
+        journals.push_back(journal);
+      }
+      ctx.journals.emplace(domain, journal);
+    }
+  }
+
   registry_limits limits;
   limits.idle_timeout = cfg.entities.idle_timeout;
   limits.max_active = cfg.entities.max_active;
   limits.sweep_interval = cfg.entities.sweep_interval;
   limits.max_queue_age = cfg.entities.max_queue_age;
-  auto entity_registry =
-      spawn_entity_registry(system, kinds, entity_context{self->name.str()}, limits, entities, log);
+  auto entity_registry = spawn_entity_registry(system, kinds, ctx, limits, entities, log);
   auto router = spawn_router(system, *self, entity_registry);
   auto membership = spawn_membership(system, cfg, *self, entity_registry, router, probe, log);
 
@@ -302,6 +344,8 @@ int main(int argc, char** argv) {
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
         caf::actor_cast<caf::actor>(entity_registry)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  for (const auto& journal : journals)
+    caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
   system.middleman().unpublish(membership, self->actor_port);
   log.info("node", "stopped");
   return 0;

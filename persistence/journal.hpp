@@ -7,26 +7,21 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "messages/journal_types.hpp"
+
 namespace chorus::persistence {
 
-/// An event to append: protobuf type name, bytes, and JSON metadata (trace context, causation).
-struct new_event {
-  std::string type;
-  std::string payload;
-  std::string metadata_json = "{}";
-};
-
-/// An event as stored.
-struct stored_event {
+/// One stream's part of a batched append.
+struct append_request {
   std::string stream;
-  int64_t version = 0;          ///< 1-based position within the stream
-  int64_t global_position = 0;  ///< position in the whole journal (commit order not guaranteed)
-  std::string type;
-  std::string payload;
+  int64_t expected_version = 0;  ///< the stream's version the writer saw (0: new stream)
+  std::vector<new_event> events;
 };
 
 /// The event journal: append-only streams with an expected-version check. The one boundary
-/// between entities and their stored history; a fake exists only where a test needs one.
+/// between entities and their stored history. Entities never call it directly: they talk to the
+/// journal actor (journal_actor.hpp), which runs implementations of this on its own threads.
+/// One object is used by one thread at a time.
 class journal {
  public:
   virtual ~journal() = default;
@@ -37,9 +32,24 @@ class journal {
   virtual caf::expected<int64_t> append(const std::string& stream, int64_t expected_version,
                                         const std::vector<new_event>& events) = 0;
 
+  /// Group commit: appends every request in one transaction and one round trip. Each request
+  /// succeeds or conflicts on its own (`true`: appended, `false`: version conflict, nothing of
+  /// it written); an error fails the whole batch and nothing of it is acknowledged. At most one
+  /// request per stream.
+  virtual caf::expected<std::vector<bool>> append_batch(
+      const std::vector<append_request>& batch) = 0;
+
   /// Events of `stream` with version > `after_version`, oldest first, at most `limit`.
   virtual caf::expected<std::vector<stored_event>> read(const std::string& stream,
                                                         int64_t after_version, size_t limit) = 0;
+
+  /// Restores `stream`: with `after_version` 0 the latest snapshot and every later event;
+  /// otherwise only the events after `after_version` (catching up after a conflict).
+  virtual caf::expected<loaded_stream> load(const std::string& stream, int64_t after_version) = 0;
+
+  /// Stores a snapshot of `stream` at `version`, unless a newer one exists.
+  virtual caf::error save_snapshot(const std::string& stream, int64_t version,
+                                   const std::string& type, const std::string& payload) = 0;
 };
 
 }  // namespace chorus::persistence

@@ -1,44 +1,33 @@
 #include "persistence/journal_pg.hpp"
 
 #include <exception>
+#include <map>
 #include <utility>
 
 #include <pqxx/pqxx>
 
 #include "persistence/errc.hpp"
+#include "persistence/migrations.hpp"
 
 namespace chorus::persistence {
 
 namespace {
 
-// The schema, one entry per version. Never edit an applied entry: add the next one.
-const std::vector<std::pair<int, const char*>> migrations{
-    {1, R"sql(
-      CREATE TABLE events (
-        global_position bigserial UNIQUE,
-        stream          text        NOT NULL,
-        version         bigint      NOT NULL CHECK (version > 0),
-        type            text        NOT NULL,
-        payload         bytea       NOT NULL,
-        metadata        jsonb       NOT NULL DEFAULT '{}',
-        recorded_at     timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (stream, version)
-      );
-      -- Written in the same transaction as the event; the relay marks rows published.
-      CREATE TABLE outbox (
-        global_position bigint PRIMARY KEY REFERENCES events (global_position),
-        published_at    timestamptz
-      );
-      CREATE INDEX outbox_unpublished ON outbox (global_position) WHERE published_at IS NULL;
-    )sql"},
-};
-
 // Any key; it only has to be the same on every node.
 constexpr long long migration_lock_key = 0x63686f727573;  // "chorus"
+
+// Pages of events read at a time while restoring a stream.
+constexpr int64_t load_page = 10000;
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+bool is_unavailable(const std::string& sqlstate) {
+  // Connection exceptions (08) and operator intervention (57: shutdown, crash recovery,
+  // statement timeout) mean the server is going away or overloaded: retry later.
+  return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57", 0) == 0;
 }
 
 // libpqxx's exceptions, turned into error values at this boundary.
@@ -50,11 +39,12 @@ auto guarded_pg(F f) -> decltype(f()) {
     return make_error(errc::version_conflict, trimmed(e.what()));
   } catch (const pqxx::broken_connection& e) {
     return make_error(errc::postgres_unavailable, trimmed(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    // The connection broke during COMMIT: the outcome is unknown, so nothing is acknowledged.
+    // Callers retry; idempotency keys in the events make the retry safe.
+    return make_error(errc::postgres_unavailable, trimmed(e.what()));
   } catch (const pqxx::sql_error& e) {
-    // Server-side errors in the connection or admin classes mean it is going away (shutdown,
-    // crash recovery): unavailable, retry later. Anything else is a real error.
-    auto state = e.sqlstate();
-    if (state.rfind("08", 0) == 0 || state.rfind("57", 0) == 0)
+    if (is_unavailable(e.sqlstate()))
       return make_error(errc::postgres_unavailable, trimmed(e.what()));
     return make_error(errc::storage_error, trimmed(e.what()));
   } catch (const std::exception& e) {
@@ -62,14 +52,127 @@ auto guarded_pg(F f) -> decltype(f()) {
   }
 }
 
+bool is_error(const caf::error& err, errc code) {
+  // CAF 0.17: category() of an empty error dereferences null.
+  return err && err.category() == errc_category && err.code() == static_cast<uint8_t>(code);
+}
+
+template <class T>
+bool is_error(const caf::expected<T>& x, errc code) {
+  return !x && is_error(x.error(), code);
+}
+
+// A PostgreSQL array literal of text elements: {"a","b\"c"}.
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+template <class Int>
+std::string int_array(const std::vector<Int>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(items[i]);
+  }
+  return out + '}';
+}
+
+std::string hex(const std::string& bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0xf];
+  }
+  return out;
+}
+
+// Returns how many migrations this call applied.
+int migrate(pqxx::connection& conn) {
+  // Session-level: held until unlocked or the connection closes (also on an exception), across
+  // the transactions below. libpqxx allows one transaction object at a time, hence the scopes.
+  {
+    pqxx::nontransaction lock{conn};
+    lock.exec_params("SELECT pg_advisory_lock($1)", migration_lock_key);
+  }
+  {
+    pqxx::work tx{conn};
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    tx.commit();
+  }
+  int applied = 0;
+  for (const auto& m : migrations()) {
+    pqxx::work tx{conn};
+    if (tx.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version).size() != 0)
+      continue;
+    tx.exec(m.sql);
+    tx.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)", m.version);
+    tx.commit();
+    ++applied;
+  }
+  pqxx::nontransaction unlock{conn};
+  unlock.exec_params("SELECT pg_advisory_unlock($1)", migration_lock_key);
+  return applied;
+}
+
+// One statement appends a whole batch. A row is inserted only when its append's expected
+// version is the stream's latest committed version (the event at `expected` exists and the one
+// after it does not); the primary key settles races with writers that commit meanwhile
+// (ON CONFLICT waits for them). Rows go in (stream, version) order in every batch, so two
+// batches lock rows in the same order.
+constexpr const char* batch_insert_sql = R"sql(
+  WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                         $6::text[])
+      AS t(stream, expected, version, type, payload_hex, metadata)
+  ), accepted AS (
+    SELECT i.* FROM input i
+    WHERE (i.expected = 0
+           OR EXISTS (SELECT 1 FROM events e WHERE e.stream = i.stream AND e.version = i.expected))
+      AND NOT EXISTS (SELECT 1 FROM events e
+                      WHERE e.stream = i.stream AND e.version = i.expected + 1)
+  ), inserted AS (
+    INSERT INTO events (stream, version, type, payload, metadata)
+    SELECT stream, version, type, decode(payload_hex, 'hex'), metadata::jsonb FROM accepted
+    ORDER BY stream, version
+    ON CONFLICT (stream, version) DO NOTHING
+    RETURNING global_position, stream, version
+  ), queued AS (
+    INSERT INTO outbox (global_position) SELECT global_position FROM inserted
+  )
+  SELECT global_position, stream FROM inserted
+)sql";
+
 }  // namespace
+
+std::string with_connect_timeout(const std::string& dsn, int seconds) {
+  auto opt = "connect_timeout=" + std::to_string(seconds);
+  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
+  if (dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0)
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + opt;
+  return dsn + " " + opt;
+}
 
 struct journal_pg::connection {
   explicit connection(const std::string& dsn) : pg(dsn) {}
   pqxx::connection pg;
 };
 
-journal_pg::journal_pg(std::string dsn) : dsn_(std::move(dsn)) {}
+journal_pg::journal_pg(std::string dsn) : dsn_(with_connect_timeout(dsn, 2)) {}
 
 journal_pg::~journal_pg() = default;
 
@@ -77,45 +180,105 @@ caf::error journal_pg::connect() {
   if (conn_ && conn_->pg.is_open()) return {};
   conn_.reset();
   return guarded_pg([&]() -> caf::error {
-    conn_ = std::make_unique<connection>(dsn_);
+    auto conn = std::make_unique<connection>(dsn_);
+    {
+      // A hung server must not hold a worker forever: every statement has a deadline.
+      pqxx::nontransaction tx{conn->pg};
+      tx.exec("SET statement_timeout = 10000");
+    }
+    if (!migrated_) {
+      migrate(conn->pg);
+      migrated_ = true;
+    }
+    // Prepared once per connection: planning the batch statement costs more than running it.
+    conn->pg.prepare("chorus_append_batch", batch_insert_sql);
+    conn_ = std::move(conn);
     return {};
   });
 }
 
+template <class T>
+T journal_pg::checked(T result) {
+  // A broken connection is dropped; the next call reconnects.
+  if (is_error(result, errc::postgres_unavailable)) conn_.reset();
+  return result;
+}
+
 caf::expected<int64_t> journal_pg::append(const std::string& stream, int64_t expected_version,
                                           const std::vector<new_event>& events) {
+  auto done = append_batch({append_request{stream, expected_version, events}});
+  if (!done) return done.error();
+  if (!(*done)[0])
+    return make_error(errc::version_conflict, stream + ": expected version " +
+                                                  std::to_string(expected_version) +
+                                                  " is not the stream's version");
+  return expected_version + static_cast<int64_t>(events.size());
+}
+
+caf::expected<std::vector<bool>> journal_pg::append_batch(
+    const std::vector<append_request>& batch) {
   if (auto err = connect()) return err;
-  auto result = guarded_pg([&]() -> caf::expected<int64_t> {
+  std::vector<std::string> streams, types, payloads, metadata;
+  std::vector<int64_t> expected, versions;
+  std::map<std::string, size_t> index;  // stream -> request
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& req = batch[i];
+    if (!index.emplace(req.stream, i).second)
+      return make_error(errc::storage_error, "append_batch: two requests for " + req.stream);
+    auto version = req.expected_version;
+    for (const auto& e : req.events) {
+      streams.push_back(req.stream);
+      expected.push_back(req.expected_version);
+      versions.push_back(++version);
+      types.push_back(e.type);
+      payloads.push_back(hex(e.payload));
+      metadata.push_back(e.metadata_json.empty() ? "{}" : e.metadata_json);
+    }
+  }
+  auto attempt = [&]() -> caf::expected<std::vector<bool>> {
     pqxx::work tx{conn_->pg};
-    auto current =
-        tx.exec_params1("SELECT coalesce(max(version), 0) FROM events WHERE stream = $1", stream)[0]
-            .as<int64_t>();
-    if (current != expected_version)
-      return make_error(errc::version_conflict, stream + ": expected version " +
-                                                    std::to_string(expected_version) +
-                                                    ", stream is at " + std::to_string(current));
-    auto version = expected_version;
-    for (const auto& e : events) {
-      ++version;
-      pqxx::binarystring payload{e.payload};
-      tx.exec_params(
-          "WITH e AS (INSERT INTO events (stream, version, type, payload, metadata) "
-          "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING global_position) "
-          "INSERT INTO outbox (global_position) SELECT global_position FROM e",
-          stream, version, e.type, payload, e.metadata_json);
+    auto rows = tx.exec_prepared("chorus_append_batch", text_array(streams), int_array(expected),
+                                 int_array(versions), text_array(types), text_array(payloads),
+                                 text_array(metadata));
+    std::vector<size_t> written(batch.size(), 0);
+    std::vector<std::vector<int64_t>> positions(batch.size());
+    for (const auto& row : rows) {
+      auto i = index.at(row[1].as<std::string>());
+      ++written[i];
+      positions[i].push_back(row[0].as<int64_t>());
+    }
+    // An append is all or nothing. Part of one can land only when another writer committed
+    // some of the same versions after this statement's snapshot (it then lost anyway): undo it.
+    std::vector<int64_t> undo;
+    std::vector<bool> out(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      out[i] = written[i] == batch[i].events.size();
+      if (!out[i]) undo.insert(undo.end(), positions[i].begin(), positions[i].end());
+    }
+    if (!undo.empty()) {
+      tx.exec_params("DELETE FROM outbox WHERE global_position = ANY($1::bigint[])",
+                     int_array(undo));
+      tx.exec_params("DELETE FROM events WHERE global_position = ANY($1::bigint[])",
+                     int_array(undo));
     }
     tx.commit();
-    return version;
-  });
-  if (!result && result.error().code() == static_cast<uint8_t>(errc::postgres_unavailable))
-    conn_.reset();  // reconnect on the next call
-  return result;
+    return out;
+  };
+  return checked(guarded_pg([&]() -> caf::expected<std::vector<bool>> {
+    try {
+      return attempt();
+    } catch (const pqxx::transaction_rollback&) {
+      // Two batches that waited on each other's rows: PostgreSQL aborted this one (deadlock or
+      // serialization failure). Nothing of it was written, so it runs once more.
+      return attempt();
+    }
+  }));
 }
 
 caf::expected<std::vector<stored_event>> journal_pg::read(const std::string& stream,
                                                           int64_t after_version, size_t limit) {
   if (auto err = connect()) return err;
-  auto result = guarded_pg([&]() -> caf::expected<std::vector<stored_event>> {
+  return checked(guarded_pg([&]() -> caf::expected<std::vector<stored_event>> {
     pqxx::read_transaction tx{conn_->pg};
     auto rows = tx.exec_params(
         "SELECT version, global_position, type, payload FROM events "
@@ -129,41 +292,65 @@ caf::expected<std::vector<stored_event>> journal_pg::read(const std::string& str
                                  row[2].as<std::string>(), payload.str()});
     }
     return out;
-  });
-  if (!result && result.error().code() == static_cast<uint8_t>(errc::postgres_unavailable))
-    conn_.reset();
-  return result;
+  }));
+}
+
+caf::expected<loaded_stream> journal_pg::load(const std::string& stream, int64_t after_version) {
+  if (auto err = connect()) return err;
+  return checked(guarded_pg([&]() -> caf::expected<loaded_stream> {
+    loaded_stream out;
+    // One snapshot of the database for the snapshot row and every page of events.
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx{conn_->pg};
+    auto from = after_version;
+    if (after_version == 0) {
+      auto snap =
+          tx.exec_params("SELECT version, type, payload FROM snapshots WHERE stream = $1", stream);
+      if (!snap.empty()) {
+        out.snapshot_version = snap[0][0].as<int64_t>();
+        out.snapshot_type = snap[0][1].as<std::string>();
+        out.snapshot_payload = pqxx::binarystring{snap[0][2]}.str();
+        from = out.snapshot_version;
+      }
+    }
+    out.version = from;
+    for (;;) {
+      auto rows = tx.exec_params(
+          "SELECT version, global_position, type, payload FROM events "
+          "WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3",
+          stream, out.version, load_page);
+      for (const auto& row : rows) {
+        pqxx::binarystring payload{row[3]};
+        out.events.push_back(stored_event{stream, row[0].as<int64_t>(), row[1].as<int64_t>(),
+                                          row[2].as<std::string>(), payload.str()});
+        out.version = out.events.back().version;
+      }
+      if (static_cast<int64_t>(rows.size()) < load_page) break;
+    }
+    tx.commit();
+    return out;
+  }));
+}
+
+caf::error journal_pg::save_snapshot(const std::string& stream, int64_t version,
+                                     const std::string& type, const std::string& payload) {
+  if (auto err = connect()) return err;
+  return checked(guarded_pg([&]() -> caf::error {
+    pqxx::work tx{conn_->pg};
+    pqxx::binarystring bytes{payload};
+    tx.exec_params(
+        "INSERT INTO snapshots (stream, version, type, payload) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version, type = EXCLUDED.type, "
+        "payload = EXCLUDED.payload, taken_at = now() WHERE snapshots.version < EXCLUDED.version",
+        stream, version, type, bytes);
+    tx.commit();
+    return {};
+  }));
 }
 
 caf::expected<int> apply_migrations(const std::string& dsn) {
   return guarded_pg([&]() -> caf::expected<int> {
-    pqxx::connection conn{dsn};
-    // Session-level: held until unlocked or the connection closes (also on an exception), across
-    // the transactions below. libpqxx allows one transaction object at a time, hence the scopes.
-    {
-      pqxx::nontransaction lock{conn};
-      lock.exec_params("SELECT pg_advisory_lock($1)", migration_lock_key);
-    }
-    int applied = 0;
-    {
-      pqxx::work tx{conn};
-      tx.exec(
-          "CREATE TABLE IF NOT EXISTS schema_migrations ("
-          "version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
-      tx.commit();
-    }
-    for (const auto& [version, sql] : migrations) {
-      pqxx::work tx{conn};
-      if (tx.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", version).size() != 0)
-        continue;
-      tx.exec(sql);
-      tx.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)", version);
-      tx.commit();
-      ++applied;
-    }
-    pqxx::nontransaction unlock{conn};
-    unlock.exec_params("SELECT pg_advisory_unlock($1)", migration_lock_key);
-    return applied;
+    pqxx::connection conn{with_connect_timeout(dsn, 2)};
+    return migrate(conn);
   });
 }
 

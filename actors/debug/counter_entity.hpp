@@ -7,9 +7,14 @@ namespace chorus::debug {
 /// The entity kind name of the demo counter.
 inline constexpr const char* counter_kind = "counter";
 
+/// The storage domain whose journal holds the counters' streams ("counter/<id>").
+inline constexpr const char* counter_domain = "analytics";
+
 /// Factory of the demo counter entity: handles messages::CounterIncrement and
-/// messages::CounterGet, answers messages::CounterValue. Its state lives in memory only until
-/// the journal lands (persistence issue): a passivated or failed-over counter restarts at 0.
+/// messages::CounterGet, answers messages::CounterValue. Event-sourced: an increment is
+/// answered only after its messages::CounterIncremented event is committed, so a passivated,
+/// failed or failed-over counter comes back with every acknowledged increment. Increments that
+/// carry an idempotency key are applied once per key (the last 1,000 keys are remembered).
 entity_factory counter_factory();
 
 }  // namespace chorus::debug

@@ -12,52 +12,18 @@
 
 #include "messages/debug.pb.h"
 #include "nodes/placement.hpp"
+#include "tests/support/counters.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
 using namespace chorus;
 using namespace std::chrono_literals;
+using test::ask_all;
+using test::numbered;
+using test::parallel_for;
+using test::parse_counter;
 
 namespace {
-
-std::optional<messages::CounterValue> parse_counter(const test::http_reply& reply) {
-  if (reply.status != 200) return std::nullopt;
-  messages::CounterValue v;
-  if (!google::protobuf::util::JsonStringToMessage(reply.body, &v).ok()) return std::nullopt;
-  return v;
-}
-
-// Runs fn(i) for i in [0, n) on `threads` threads.
-template <class F>
-void parallel_for(int n, int threads, F fn) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) fn(i);
-    });
-  for (auto& th : pool) th.join();
-}
-
-std::vector<std::string> numbered(const std::string& prefix, int n) {
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) ids.push_back(prefix + std::to_string(i));
-  return ids;
-}
-
-// Asks every counter in `ids` through the node on `port`, 4 requests at a time: POST
-// .../increment when `increment`, else GET. The answers in order; nothing where one failed.
-std::vector<std::optional<messages::CounterValue>> ask_all(uint16_t port,
-                                                           const std::vector<std::string>& ids,
-                                                           bool increment) {
-  std::vector<std::optional<messages::CounterValue>> out(ids.size());
-  parallel_for(static_cast<int>(ids.size()), 4, [&](int i) {
-    auto path = "/v1/debug/counters/" + ids[i];
-    out[i] = parse_counter(increment ? test::http_post(port, path + "/increment")
-                                     : test::http_get(port, path));
-  });
-  return out;
-}
 
 std::string owner_of(const std::string& id) {
   std::vector<std::string> nodes{"n1", "n2", "n3"};
@@ -106,7 +72,8 @@ TEST_CASE("10,000 entities addressed through n1 land on all 3 nodes, each on exa
 
 TEST_CASE(
     "killing the owner of 1,000 entities mid-traffic: every request succeeds or gets a "
-    "retryable error, and after a retry every entity answers") {
+    "retryable error, after a retry every entity answers, and no acknowledged increment is "
+    "lost or applied twice") {
   test::test_cluster c{3};
   c.start_all();
   REQUIRE(c.converged(20s));
@@ -114,32 +81,41 @@ TEST_CASE(
   for (int i = 0; ids.size() < 1000; ++i)
     if (owner_of("k" + std::to_string(i)) == "n3") ids.push_back("k" + std::to_string(i));
 
-  std::atomic<int> ok{0}, retryable{0}, other{0};
+  // Three logical increments per entity, each with its own idempotency key, retried with the
+  // same key like a client would until acknowledged.
+  constexpr int rounds = 3;
+  std::atomic<int> first_try_ok{0}, retried{0}, other{0}, lost{0};
   std::atomic<bool> killed{false};
-  std::thread traffic{[&] {
-    for (int round = 0; round < 3; ++round)
-      parallel_for(static_cast<int>(ids.size()), 4, [&](int i) {
-        auto reply =
-            test::http_post(c.at(0).http_port, "/v1/debug/counters/" + ids[i] + "/increment");
-        if (reply.status == 200)
-          ++ok;
-        else if (reply.status == 503 && !reply.header("Retry-After").empty())
-          ++retryable;
-        else
-          ++other;
-        if (ok == 500 && !killed.exchange(true)) c.at(2).process->signal(SIGKILL);
-      });
-  }};
-  traffic.join();
+  for (int round = 0; round < rounds; ++round)
+    parallel_for(static_cast<int>(ids.size()), 4, [&](int i) {
+      auto out = test::increment_until_acked(c.at(0).http_port, ids[i],
+                                             ids[i] + "-" + std::to_string(round), 20s);
+      if (!out.acknowledged) ++lost;
+      if (out.other > 0) {
+        ++other;
+        MESSAGE("not retryable: " << out.last_body);
+      }
+      if (out.retryable > 0) ++retried;
+      if (out.acknowledged && out.retryable == 0 && ++first_try_ok == 500 && !killed.exchange(true))
+        c.at(2).process->signal(SIGKILL);
+    });
   REQUIRE(killed);
-  MESSAGE(ok.load() << " succeeded, " << retryable.load() << " answered 503 + Retry-After");
+  MESSAGE(first_try_ok.load() << " acknowledged at once, " << retried.load()
+                              << " after retrying a 503 + Retry-After");
   CHECK(other == 0);
-  // After the retry every entity answers, now from a surviving node.
+  CHECK(lost == 0);
+  CHECK(retried > 0);
+  // Every entity answers from a surviving node with exactly its acknowledged increments.
   REQUIRE(test::eventually(5s, [&] { return c.sees(0, "n3", "down"); }));
-  int unanswered = 0;
-  for (const auto& v : ask_all(c.at(0).http_port, ids, true))
-    if (!v || v->node() == "n3") ++unanswered;
+  int wrong = 0, unanswered = 0;
+  for (const auto& v : ask_all(c.at(0).http_port, ids, false)) {
+    if (!v || v->node() == "n3")
+      ++unanswered;
+    else if (v->value() != rounds)
+      ++wrong;
+  }
   CHECK(unanswered == 0);
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("counter routes refuse bad ids and unknown methods in the one error shape") {

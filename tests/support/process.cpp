@@ -48,7 +48,7 @@ child_process::child_process(const std::vector<std::string>& argv, const std::st
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(args[0], args.data());
+    ::execvp(args[0], args.data());  // PATH is searched for bare names
     std::_Exit(127);
   }
 }

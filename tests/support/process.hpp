@@ -12,7 +12,8 @@ namespace chorus::test {
 /// A child process started by a test. Killed (SIGKILL) and reaped on destruction if still alive.
 class child_process {
  public:
-  /// Starts argv[0] with stdout and stderr appended to `output_path`.
+  /// Starts argv[0] (searched in PATH when it has no slash) with stdout and stderr appended to
+  /// `output_path`.
   child_process(const std::vector<std::string>& argv, const std::string& output_path);
   ~child_process();
 

@@ -27,8 +27,9 @@ storage_endpoints real_storage() {
           cfg->storage.redis_port};
 }
 
-std::string storage_section() {
+std::string storage_section(const std::string& postgres_dsn) {
   auto s = real_storage();
+  if (!postgres_dsn.empty()) s.postgres_dsn = postgres_dsn;
   std::ostringstream out;
   out << "[chorus.storage]\n"
       << "postgres-port=" << s.postgres_port << "\nredis-port=" << s.redis_port << "\n";
@@ -51,11 +52,14 @@ http_reply to_reply(const httplib::Result& res) {
 
 }  // namespace
 
-http_reply http_post(uint16_t port, const std::string& path, const std::string& body) {
+http_reply http_post(uint16_t port, const std::string& path, const std::string& body,
+                     const std::vector<std::pair<std::string, std::string>>& headers) {
   httplib::Client cli{"127.0.0.1", port};
   cli.set_connection_timeout(1, 0);
   cli.set_read_timeout(10, 0);
-  return to_reply(cli.Post(path.c_str(), body, "application/json"));
+  httplib::Headers h;
+  for (const auto& [k, v] : headers) h.emplace(k, v);
+  return to_reply(cli.Post(path.c_str(), h, body, "application/json"));
 }
 
 double metric_value(const std::string& exposition, const std::string& series) {
@@ -80,7 +84,12 @@ http_reply http_get(uint16_t port, const std::string& path,
   return to_reply(cli.Get(path.c_str(), h));
 }
 
-test_cluster::test_cluster(size_t n) {
+test_cluster::test_cluster(size_t n, std::string postgres_dsn)
+    : postgres_dsn_(std::move(postgres_dsn)) {
+  if (postgres_dsn_.empty()) {
+    database_ = std::make_unique<scratch_database>(real_storage().postgres_port);
+    postgres_dsn_ = database_->dsn();
+  }
   conf_path_ = dir_.path() + "/cluster.conf";
   for (size_t i = 0; i < n; ++i)
     nodes_.push_back(node{"n" + std::to_string(i + 1), free_port(), free_port(), free_port(),
@@ -103,7 +112,8 @@ void test_cluster::write_conf() {
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
-       << storage_section() << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
+       << storage_section(postgres_dsn_)
+       << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";
   // Write then rename, so a node reloading never reads half a file.
   write_file(conf_path_ + ".tmp", conf.str());

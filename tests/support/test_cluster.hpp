@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "messages/node.pb.h"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/process.hpp"
 
 namespace chorus::test {
@@ -21,8 +22,9 @@ struct storage_endpoints {
 };
 storage_endpoints real_storage();
 
-/// The [chorus.storage] section of a generated cluster.conf pointing at real_storage().
-std::string storage_section();
+/// The [chorus.storage] section of a generated cluster.conf pointing at real_storage(), with
+/// every domain's DSN set to `postgres_dsn` when given.
+std::string storage_section(const std::string& postgres_dsn = "");
 
 struct http_reply {
   int status = 0;  ///< 0 when the node could not be reached
@@ -36,17 +38,20 @@ http_reply http_get(uint16_t port, const std::string& path,
                     const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 /// POST http://127.0.0.1:port/path with a JSON body.
-http_reply http_post(uint16_t port, const std::string& path, const std::string& body = "");
+http_reply http_post(uint16_t port, const std::string& path, const std::string& body = "",
+                     const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 /// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page; 0 when
 /// absent.
 double metric_value(const std::string& exposition, const std::string& series);
 
 /// A cluster of real chorus-node processes on free ports, with its own cluster.conf and data
-/// dir in a temp directory, and the real PostgreSQL and Redis. Nodes are killed on destruction.
+/// dir in a temp directory, and the real PostgreSQL and Redis. Its journal lives in a database
+/// of its own (dropped afterwards) unless `postgres_dsn` names one. Nodes are killed on
+/// destruction.
 class test_cluster {
  public:
-  explicit test_cluster(size_t nodes);
+  explicit test_cluster(size_t nodes, std::string postgres_dsn = "");
 
   struct node {
     std::string name;
@@ -85,6 +90,8 @@ class test_cluster {
   void write_conf();
 
   temp_dir dir_;
+  std::unique_ptr<scratch_database> database_;
+  std::string postgres_dsn_;
   std::string conf_path_;
   std::vector<node> nodes_;
 };

@@ -8,6 +8,7 @@
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 #include "persistence/journal_pg.hpp"
+#include "persistence/migrations.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
@@ -107,8 +108,16 @@ TEST_CASE("two writers racing at the same version: exactly one append per versio
   MESSAGE(won.load() << " appends won, " << conflicts.load() << " lost the race");
 }
 
-TEST_CASE("migrations applied by three nodes at once run exactly once") {
-  auto url = dsn();  // already migrated: a second round must apply nothing, from any number
+TEST_CASE("migrations applied by three nodes at once to a new database run exactly once") {
+  auto storage = test::real_storage();
+  auto db = "chorus_migrations_" + std::to_string(std::random_device{}());
+  auto psql = [&](const std::string& sql) {
+    return test::run({"psql", "-h", "127.0.0.1", "-p", std::to_string(storage.postgres_port), "-U",
+                      "chorus", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAtc", sql});
+  };
+  auto created = psql("CREATE DATABASE " + db);
+  REQUIRE_MESSAGE(created.exit_code == 0, created.output);
+  auto url = "postgresql://chorus@127.0.0.1:" + std::to_string(storage.postgres_port) + "/" + db;
   std::atomic<int> applied{0}, failed{0};
   std::vector<std::thread> nodes;
   for (int n = 0; n < 3; ++n)
@@ -121,7 +130,61 @@ TEST_CASE("migrations applied by three nodes at once run exactly once") {
     });
   for (auto& t : nodes) t.join();
   CHECK(failed == 0);
-  CHECK(applied == 0);
+  CHECK(applied == static_cast<int>(migrations().size()));
+  // The schema works: a journal on the new database appends.
+  {
+    journal_pg j{url};
+    CHECK(j.append("s", 0, {{"t.A", "x", "{}"}}));
+  }
+  auto again = apply_migrations(url);
+  REQUIRE(again);
+  CHECK(*again == 0);
+  auto dropped = psql("DROP DATABASE " + db + " WITH (FORCE)");
+  CHECK_MESSAGE(dropped.exit_code == 0, dropped.output);
+}
+
+TEST_CASE("a batch appends many streams in one transaction and refuses only the stale ones") {
+  journal_pg j{dsn()};
+  auto a = fresh_stream("batch-a"), b = fresh_stream("batch-b"), c = fresh_stream("batch-c");
+  REQUIRE(j.append(b, 0, {{"t.A", "b1", "{}"}}));
+  auto done = j.append_batch({{a, 0, {{"t.A", "a1", "{}"}, {"t.A", "a2", "{}"}}},
+                              {b, 0, {{"t.A", "stale", "{}"}}},
+                              {c, 7, {{"t.A", "future", "{}"}}}});
+  if (!done) FAIL("batch failed: " << error_detail(done.error()));
+  REQUIRE(done->size() == 3);
+  CHECK((*done)[0]);
+  CHECK_FALSE((*done)[1]);
+  CHECK_FALSE((*done)[2]);
+  CHECK(j.read(a, 0, 10)->size() == 2);
+  auto bs = j.read(b, 0, 10);
+  REQUIRE(bs->size() == 1);
+  CHECK((*bs)[0].payload == "b1");
+  CHECK(j.read(c, 0, 10)->empty());
+}
+
+TEST_CASE("a stream restores from its latest snapshot and the events after it") {
+  journal_pg j{dsn()};
+  auto s = fresh_stream("snapshot");
+  for (int i = 1; i <= 5; ++i) REQUIRE(j.append(s, i - 1, {{"t.A", std::to_string(i), "{}"}}));
+  REQUIRE_FALSE(j.save_snapshot(s, 3, "t.Snap", std::string{"at\0three", 9}));
+  REQUIRE_FALSE(j.save_snapshot(s, 2, "t.Snap", "older, ignored"));
+  auto loaded = j.load(s, 0);
+  REQUIRE(loaded);
+  CHECK(loaded->snapshot_version == 3);
+  CHECK(loaded->snapshot_payload == std::string{"at\0three", 9});
+  REQUIRE(loaded->events.size() == 2);
+  CHECK(loaded->events[0].version == 4);
+  CHECK(loaded->version == 5);
+  // After a conflict an entity only catches up: no snapshot, the events after its version.
+  auto tail = j.load(s, 4);
+  REQUIRE(tail);
+  CHECK(tail->snapshot_version == 0);
+  REQUIRE(tail->events.size() == 1);
+  CHECK(tail->events[0].payload == "5");
+  auto none = j.load(fresh_stream("never-written"), 0);
+  REQUIRE(none);
+  CHECK(none->version == 0);
+  CHECK(none->events.empty());
 }
 
 TEST_CASE("a PostgreSQL that is not there is an unavailable error from the journal") {

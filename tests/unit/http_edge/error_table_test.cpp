@@ -47,3 +47,10 @@ TEST_CASE("a parked message becomes 422, which tells the client not to retry") {
   CHECK(e.code == "message_parked");
   CHECK(e.retry_after_seconds == 0);
 }
+
+TEST_CASE("a write that kept losing the race for its entity becomes 409 conflict") {
+  auto e = edge::to_http(persistence::make_error(persistence::errc::version_conflict, "counter/x"));
+  CHECK(e.status == 409);
+  CHECK(e.code == "conflict");
+  CHECK(e.retry_after_seconds == 0);
+}

@@ -1,0 +1,17 @@
+# Writes OUT: a C++ table of the SQL files in DIR, named NNNN_what.sql, ordered by NNNN.
+# Run by the build (see CMakeLists.txt), so the binary carries its schema and needs no source tree.
+file(GLOB files "${DIR}/*.sql")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME)
+  string(REGEX MATCH "^([0-9]+)_" _ "${name}")
+  if(NOT CMAKE_MATCH_1)
+    message(FATAL_ERROR "${f}: migration files are named NNNN_what.sql")
+  endif()
+  math(EXPR version "${CMAKE_MATCH_1}")
+  file(READ "${f}" sql)
+  string(APPEND body "    {${version}, \"${name}\", R\"chorus_sql(${sql})chorus_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from persistence/migrations/*.sql by embed_migrations.cmake.\n#include \"persistence/migrations.hpp\"\n\nnamespace chorus::persistence {\n\nconst std::vector<migration>& migrations() {\n  static const std::vector<migration> all{\n${body}  };\n  return all;\n}\n\n}  // namespace chorus::persistence\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

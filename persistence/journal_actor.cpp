@@ -1,0 +1,242 @@
+#include "persistence/journal_actor.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "persistence/errc.hpp"
+#include "persistence/journal_probe.hpp"
+
+namespace chorus::persistence {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// Worker threads with one journal each. Jobs run in order of posting on whichever worker is
+/// free; when a job is done the worker tells the actor (`done_atom`, job number), which then
+/// finishes it on its own thread. Owned by the actor's state; the threads hold only the actor's
+/// address, so they never keep it alive.
+class worker_pool {
+ public:
+  using job = std::function<void(journal&)>;
+
+  worker_pool(journal_factory factory, size_t threads, caf::actor_addr owner)
+      : owner_(std::move(owner)) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this, j = factory()] { run(*j); });
+  }
+
+  ~worker_pool() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  void post(uint64_t id, job fn) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      queue_.emplace_back(id, std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run(journal& j) {
+    for (;;) {
+      std::pair<uint64_t, job> next;
+      {
+        std::unique_lock<std::mutex> lock{mtx_};
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        next = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      next.second(j);
+      if (auto hdl = caf::actor_cast<caf::actor>(owner_))
+        caf::anon_send(hdl, done_atom_v, next.first);
+    }
+  }
+
+  caf::actor_addr owner_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::pair<uint64_t, job>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+struct waiting_append {
+  append_request request;
+  caf::typed_response_promise<int64_t> promise;
+  clock::time_point since;
+};
+
+struct journal_state {
+  journal_options options;
+  journal_probe* probe = nullptr;
+  std::unique_ptr<worker_pool> pool;
+  std::deque<waiting_append> waiting;
+  size_t batches_in_flight = 0;
+  uint64_t next_job = 0;
+  /// What to do on the actor's thread when a job is done.
+  std::unordered_map<uint64_t, std::function<void()>> finishers;
+
+  static inline const char* name = "chorus.journal";
+};
+
+using journal_self = journal_actor::stateful_pointer<journal_state>;
+
+void post(journal_self self, worker_pool::job work, std::function<void()> finish) {
+  auto& st = self->state;
+  auto id = ++st.next_job;
+  st.finishers.emplace(id, std::move(finish));
+  st.pool->post(id, std::move(work));
+}
+
+/// Starts group commits while connections are free: everything waiting goes, up to max_batch
+/// and one append per stream (a second append to the same stream waits for the next batch).
+void dispatch(journal_self self) {
+  auto& st = self->state;
+  while (st.batches_in_flight < st.options.connections && !st.waiting.empty()) {
+    auto batch = std::make_shared<std::vector<waiting_append>>();
+    std::unordered_set<std::string> streams;
+    std::deque<waiting_append> later;
+    while (!st.waiting.empty() && batch->size() < st.options.max_batch) {
+      auto& next = st.waiting.front();
+      if (streams.insert(next.request.stream).second)
+        batch->push_back(std::move(next));
+      else
+        later.push_back(std::move(next));
+      st.waiting.pop_front();
+    }
+    for (auto it = later.rbegin(); it != later.rend(); ++it) st.waiting.push_front(std::move(*it));
+    ++st.batches_in_flight;
+    auto requests = std::make_shared<std::vector<append_request>>();
+    for (auto& w : *batch) requests->push_back(w.request);
+    auto result = std::make_shared<caf::expected<std::vector<bool>>>(std::vector<bool>{});
+    auto started = std::make_shared<clock::time_point>();
+    auto finished = std::make_shared<clock::time_point>();
+    post(
+        self,
+        [requests, result, started, finished](journal& j) {
+          *started = clock::now();
+          *result = j.append_batch(*requests);
+          *finished = clock::now();
+        },
+        [self, batch, result, started, finished] {
+          auto& st = self->state;
+          --st.batches_in_flight;
+          if (st.probe != nullptr) {
+            if (*result)
+              st.probe->batch(batch->size(), *finished - *started);
+            else
+              st.probe->failed("append");
+          }
+          auto now = clock::now();
+          for (size_t i = 0; i < batch->size(); ++i) {
+            auto& w = (*batch)[i];
+            if (!*result) {
+              w.promise.deliver(result->error());
+            } else if ((**result)[i]) {
+              if (st.probe != nullptr) st.probe->appended(now - w.since);
+              w.promise.deliver(w.request.expected_version +
+                                static_cast<int64_t>(w.request.events.size()));
+            } else {
+              if (st.probe != nullptr) st.probe->conflict();
+              w.promise.deliver(make_error(errc::version_conflict,
+                                           w.request.stream + ": not at expected version " +
+                                               std::to_string(w.request.expected_version)));
+            }
+          }
+          dispatch(self);
+        });
+  }
+}
+
+journal_actor::behavior_type journal_behavior(journal_self self, journal_factory factory,
+                                              journal_options options, journal_probe* probe) {
+  auto& st = self->state;
+  if (options.connections == 0) options.connections = 1;
+  if (options.max_batch == 0) options.max_batch = 1;
+  st.options = options;
+  st.probe = probe;
+  st.pool = std::make_unique<worker_pool>(std::move(factory), options.connections, self->address());
+  return {
+      [self](append_atom, std::string& stream, int64_t expected,
+             std::vector<new_event>& events) -> caf::result<int64_t> {
+        auto rp = self->make_response_promise<int64_t>();
+        if (events.empty()) {
+          rp.deliver(expected);
+          return rp;
+        }
+        self->state.waiting.push_back(waiting_append{
+            append_request{std::move(stream), expected, std::move(events)}, rp, clock::now()});
+        dispatch(self);
+        return rp;
+      },
+      [self](load_atom, std::string& stream, int64_t after) -> caf::result<loaded_stream> {
+        auto rp = self->make_response_promise<loaded_stream>();
+        auto result = std::make_shared<caf::expected<loaded_stream>>(loaded_stream{});
+        post(
+            self, [stream, after, result](journal& j) { *result = j.load(stream, after); },
+            [self, rp, result]() mutable {
+              auto* probe = self->state.probe;
+              if (!*result) {
+                if (probe != nullptr) probe->failed("load");
+                rp.deliver(result->error());
+                return;
+              }
+              if (probe != nullptr)
+                probe->loaded((*result)->events.size(), (*result)->snapshot_version > 0);
+              rp.deliver(std::move(**result));
+            });
+        return rp;
+      },
+      [self](snapshot_atom, std::string& stream, int64_t version, std::string& type,
+             std::string& payload) {
+        auto err = std::make_shared<caf::error>();
+        post(
+            self,
+            [stream = std::move(stream), version, type = std::move(type),
+             payload = std::move(payload),
+             err](journal& j) { *err = j.save_snapshot(stream, version, type, payload); },
+            [self, err] {
+              if (auto* probe = self->state.probe) {
+                if (*err)
+                  probe->failed("snapshot");
+                else
+                  probe->snapshot_saved();
+              }
+            });
+      },
+      [self](done_atom, uint64_t id) {
+        auto& finishers = self->state.finishers;
+        auto it = finishers.find(id);
+        if (it == finishers.end()) return;
+        auto finish = std::move(it->second);
+        finishers.erase(it);
+        finish();
+      },
+  };
+}
+
+}  // namespace
+
+journal_actor spawn_journal(caf::actor_system& sys, journal_factory factory,
+                            journal_options options, journal_probe* probe) {
+  return sys.spawn(journal_behavior, std::move(factory), options, probe);
+}
+
+}  // namespace chorus::persistence
