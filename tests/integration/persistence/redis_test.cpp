@@ -1,0 +1,170 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "messages/errors.hpp"
+#include "persistence/errc.hpp"
+#include "persistence/redis_client.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/test_cluster.hpp"
+
+using namespace chorus;
+using namespace chorus::persistence;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Keys are named per test run: the Redis is shared with the dev cluster and other runs.
+std::string fresh_prefix(const std::string& what) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return "test:" + what + ":" + std::to_string(rng()) + ":";
+}
+
+std::shared_ptr<redis_client> connect(size_t pool_size = 4) {
+  redis_client_config cfg;
+  cfg.url = test::real_storage().redis_url;
+  cfg.pool_size = pool_size;
+  auto c = redis_client::make(cfg);
+  if (!c) FAIL("cannot make a redis client: " << error_detail(c.error()));
+  return *c;
+}
+
+bool is(const caf::error& err, errc code) {
+  return err.category() == errc_category && err.code() == static_cast<uint8_t>(code);
+}
+
+// Deletes every key under `prefix` at the end of a test.
+struct cleanup {
+  std::shared_ptr<redis_client> redis;
+  std::string prefix;
+  ~cleanup() {
+    auto keys = redis->call({"KEYS", prefix + "*"});
+    if (!keys || !keys->is_array()) return;
+    std::vector<std::string> names;
+    for (const auto& k : keys->elements) names.push_back(k.str);
+    static_cast<void>(redis->del(names));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Redis commands answer with every kind of reply, and values are binary-safe") {
+  auto redis = connect();
+  auto p = fresh_prefix("reply");
+  cleanup done{redis, p};
+  std::string binary{"a\0b\r\n\xff", 6};
+  REQUIRE_FALSE(redis->set(p + "s", binary));
+  auto got = redis->get(p + "s");
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  CHECK(**got == binary);
+
+  auto missing = redis->get(p + "missing");
+  REQUIRE(missing);
+  CHECK_FALSE(missing->has_value());
+
+  auto n = redis->command({"INCRBY", p + "n", "41"});
+  REQUIRE(n);
+  CHECK(n->type == redis_reply::kind::integer);
+  CHECK(n->integer == 41);
+
+  auto pong = redis->command({"PING"});
+  REQUIRE(pong);
+  CHECK(pong->type == redis_reply::kind::status);
+  CHECK(pong->str == "PONG");
+
+  REQUIRE(redis->call({"RPUSH", p + "l", "x", "y"}));
+  auto list = redis->command({"LRANGE", p + "l", "0", "-1"});
+  REQUIRE(list);
+  REQUIRE(list->type == redis_reply::kind::array);
+  REQUIRE(list->elements.size() == 2);
+  CHECK(list->elements[1].str == "y");
+
+  auto nil = redis->command({"GET", p + "missing"});
+  REQUIRE(nil);
+  CHECK(nil->is_nil());
+}
+
+TEST_CASE(
+    "a Redis error reply is a value from command() and a storage_error from everything else") {
+  auto redis = connect();
+  auto p = fresh_prefix("errors");
+  cleanup done{redis, p};
+  auto raw = redis->command({"NO_SUCH_COMMAND", "x"});
+  REQUIRE(raw);
+  CHECK(raw->is_error());
+  CHECK(raw->str.find("unknown command") != std::string::npos);
+
+  REQUIRE(redis->call({"RPUSH", p + "l", "x"}));
+  auto wrong = redis->get(p + "l");
+  REQUIRE_FALSE(wrong);
+  CHECK(is(wrong.error(), errc::storage_error));
+  CHECK(error_detail(wrong.error()).find("WRONGTYPE") != std::string::npos);
+  // The connection is still fine after an error reply.
+  CHECK_FALSE(redis->ping());
+  CHECK(redis->available());
+}
+
+TEST_CASE("a redis URL that does not parse is refused when the client is made") {
+  redis_client_config cfg;
+  cfg.url = "http://127.0.0.1:6379";
+  auto c = redis_client::make(cfg);
+  REQUIRE_FALSE(c);
+  CHECK(is(c.error(), errc::bad_address));
+}
+
+TEST_CASE("many threads share a Redis client with a pool of two connections") {
+  auto redis = connect(2);
+  auto p = fresh_prefix("pool");
+  cleanup done{redis, p};
+  constexpr int threads = 8, rounds = 200;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  workers.reserve(threads);
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&] {
+      for (int i = 0; i < rounds; ++i)
+        if (!redis->call({"INCR", p + "counter"})) ++failures;
+    });
+  for (auto& w : workers) w.join();
+  CHECK(failures == 0);
+  auto total = redis->get(p + "counter");
+  REQUIRE(total);
+  REQUIRE(total->has_value());
+  CHECK(**total == std::to_string(threads * rounds));
+}
+
+TEST_CASE(
+    "a Redis script runs by its SHA, and again after SCRIPT FLUSH emptied the server's cache") {
+  auto redis = connect();
+  auto p = fresh_prefix("script");
+  redis_script script{"return ARGV[1] .. ':' .. KEYS[1]"};
+  auto first = redis->eval_script(script, {p + "k"}, {"hello"});
+  REQUIRE(first);
+  CHECK(first->str == "hello:" + p + "k");
+  auto sha = script.sha();
+  CHECK(sha.size() == 40);
+
+  REQUIRE(redis->call({"SCRIPT", "FLUSH"}));
+  auto again = redis->eval_script(script, {p + "k"}, {"again"});
+  REQUIRE(again);
+  CHECK(again->str == "again:" + p + "k");
+  // The fallback loaded it back: the next call runs by SHA again.
+  auto exists = redis->command({"SCRIPT", "EXISTS", sha});
+  REQUIRE(exists);
+  REQUIRE(exists->elements.size() == 1);
+  CHECK(exists->elements[0].integer == 1);
+}
+
+TEST_CASE("a Redis script that fails is a storage_error naming the failure") {
+  auto redis = connect();
+  redis_script broken{"return redis.call('NO_SUCH_COMMAND')"};
+  auto r = redis->eval_script(broken, {}, {});
+  REQUIRE_FALSE(r);
+  CHECK(is(r.error(), errc::storage_error));
+}
