@@ -9,6 +9,7 @@
 
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
+#include "persistence/redis_cache.hpp"
 #include "persistence/redis_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
@@ -167,4 +168,98 @@ TEST_CASE("a Redis script that fails is a storage_error naming the failure") {
   auto r = redis->eval_script(broken, {}, {});
   REQUIRE_FALSE(r);
   CHECK(is(r.error(), errc::storage_error));
+}
+
+TEST_CASE(
+    "the Redis cache loads on a miss, answers hits without the loader, and reloads after "
+    "invalidate") {
+  auto redis = connect();
+  redis_cache_config cfg;
+  cfg.prefix = fresh_prefix("cache");
+  cleanup done{redis, cfg.prefix};
+  redis_cache cache{redis, cfg};
+  int loads = 0;
+  std::string source = "v1";
+  auto loader = [&]() -> caf::expected<std::string> {
+    ++loads;
+    return source;
+  };
+  auto a = cache.get_or_load("track:1", 60s, loader);
+  REQUIRE(a);
+  CHECK(*a == "v1");
+  CHECK(loads == 1);
+  auto b = cache.get_or_load("track:1", 60s, loader);
+  REQUIRE(b);
+  CHECK(*b == "v1");
+  CHECK(loads == 1);
+
+  source = "v2";
+  REQUIRE_FALSE(cache.invalidate("track:1"));
+  auto c = cache.get_or_load("track:1", 60s, loader);
+  REQUIRE(c);
+  CHECK(*c == "v2");
+  CHECK(loads == 2);
+  CHECK(cache.pending_invalidations() == 0);
+}
+
+TEST_CASE("a loader error is returned by the Redis cache and not cached") {
+  auto redis = connect();
+  redis_cache_config cfg;
+  cfg.prefix = fresh_prefix("cache-err");
+  cleanup done{redis, cfg.prefix};
+  redis_cache cache{redis, cfg};
+  auto failing = []() -> caf::expected<std::string> {
+    return make_error(errc::postgres_unavailable, "db down");
+  };
+  auto r = cache.get_or_load("k", 60s, failing);
+  REQUIRE_FALSE(r);
+  CHECK(is(r.error(), errc::postgres_unavailable));
+  auto ok = cache.get_or_load("k", 60s, []() -> caf::expected<std::string> { return "fresh"; });
+  REQUIRE(ok);
+  CHECK(*ok == "fresh");
+}
+
+TEST_CASE(
+    "a value loaded before a concurrent write's invalidation is not cached in Redis after it") {
+  auto redis = connect();
+  redis_cache_config cfg;
+  cfg.prefix = fresh_prefix("cache-race");
+  cleanup done{redis, cfg.prefix};
+  redis_cache reader{redis, cfg};
+  redis_cache writer{redis, cfg};
+  // The reader misses and loads the old row; while it loads, a writer commits and invalidates.
+  auto slow_old_load = [&]() -> caf::expected<std::string> {
+    REQUIRE_FALSE(writer.invalidate("user:7"));
+    return std::string{"old"};
+  };
+  auto r = reader.get_or_load("user:7", 60s, slow_old_load);
+  REQUIRE(r);
+  CHECK(*r == "old");  // the reader's own answer is what it read
+  int loads = 0;
+  auto next = reader.get_or_load("user:7", 60s, [&]() -> caf::expected<std::string> {
+    ++loads;
+    return std::string{"new"};
+  });
+  REQUIRE(next);
+  CHECK(*next == "new");
+  CHECK(loads == 1);  // "old" was not cached
+}
+
+TEST_CASE("a Redis cache entry expires after its TTL") {
+  auto redis = connect();
+  redis_cache_config cfg;
+  cfg.prefix = fresh_prefix("cache-ttl");
+  cleanup done{redis, cfg.prefix};
+  redis_cache cache{redis, cfg};
+  int loads = 0;
+  auto loader = [&]() -> caf::expected<std::string> {
+    ++loads;
+    return std::string{"v"};
+  };
+  REQUIRE(cache.get_or_load("k", 200ms, loader));
+  REQUIRE(loads == 1);
+  CHECK(test::eventually(3s, [&] {
+    static_cast<void>(cache.get_or_load("k", 200ms, loader));
+    return loads > 1;
+  }));
 }
