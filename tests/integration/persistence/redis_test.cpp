@@ -9,6 +9,7 @@
 
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
+#include "persistence/rate_limiter.hpp"
 #include "persistence/redis_cache.hpp"
 #include "persistence/redis_client.hpp"
 #include "tests/support/process.hpp"
@@ -262,4 +263,55 @@ TEST_CASE("a Redis cache entry expires after its TTL") {
     static_cast<void>(cache.get_or_load("k", 200ms, loader));
     return loads > 1;
   }));
+}
+
+TEST_CASE("two limiters on two clients share one GCRA limit per key through Redis") {
+  rate_limiter_config cfg;
+  cfg.prefix = fresh_prefix("rl");
+  auto redis_a = connect();
+  auto redis_b = connect();
+  cleanup done{redis_a, cfg.prefix};
+  rate_limiter node_a{redis_a, cfg};
+  rate_limiter node_b{redis_b, cfg};
+  gcra_limit limit{1, std::chrono::minutes{1}, 5};  // one per minute, burst of five
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    auto d = (i % 2 == 0 ? node_a : node_b).check("login:ip:10.0.0.1", limit);
+    CHECK(d.allowed);
+    CHECK(d.source == rate_source::redis);
+    CHECK(d.remaining == 4 - i);
+  }
+  for (auto* node : {&node_a, &node_b}) {
+    auto refused = node->check("login:ip:10.0.0.1", limit);
+    CHECK_FALSE(refused.allowed);
+    CHECK(refused.source == rate_source::redis);
+    CHECK(refused.remaining == 0);
+    // The next unit frees up one emission interval (60 s) after the first request.
+    CHECK(refused.retry_after > 59s);
+    CHECK(refused.retry_after <= 60s);
+    CHECK(refused.reset_after > 4min);
+  }
+  // Another key is another limit.
+  CHECK(node_a.check("login:ip:10.0.0.2", limit).allowed);
+  CHECK(node_a.local_keys() == 0);
+}
+
+TEST_CASE("through Redis, a request costing more than the burst is refused for good") {
+  rate_limiter_config cfg;
+  cfg.prefix = fresh_prefix("rl-cost");
+  auto redis = connect();
+  cleanup done{redis, cfg.prefix};
+  rate_limiter limiter{redis, cfg};
+  gcra_limit limit{10, 1s, 3};
+  auto r = limiter.check("upload:u1", limit, 4);
+  CHECK_FALSE(r.allowed);
+  CHECK(r.source == rate_source::redis);
+  CHECK(r.retry_after == gcra_result::never);
+  auto ok = limiter.check("upload:u1", limit, 3);
+  CHECK(ok.allowed);
+  CHECK(ok.remaining == 0);
+  auto refused = limiter.check("upload:u1", limit);
+  CHECK_FALSE(refused.allowed);
+  CHECK(refused.retry_after > 0s);
+  CHECK(refused.retry_after <= 100ms);
 }
