@@ -9,6 +9,7 @@
 
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
+#include "persistence/presence.hpp"
 #include "persistence/rate_limiter.hpp"
 #include "persistence/redis_cache.hpp"
 #include "persistence/redis_client.hpp"
@@ -314,4 +315,31 @@ TEST_CASE("through Redis, a request costing more than the burst is refused for g
   CHECK_FALSE(refused.allowed);
   CHECK(refused.retry_after > 0s);
   CHECK(refused.retry_after <= 100ms);
+}
+
+TEST_CASE("presence in Redis tells online, away and offline, and a status expires with its TTL") {
+  auto redis = connect();
+  auto p = fresh_prefix("presence");
+  cleanup done{redis, p};
+  presence_store presence{redis, p};
+  user_id ann{"ann"}, bob{"bob"}, cid{"cid"};
+  REQUIRE_FALSE(presence.set_online(ann, presence_status::online, 30s));
+  REQUIRE_FALSE(presence.set_online(bob, presence_status::away, 30s));
+  auto a = presence.get(ann);
+  REQUIRE(a);
+  CHECK(*a == presence_status::online);
+  auto many = presence.get_many({ann, bob, cid});
+  REQUIRE(many);
+  CHECK(*many ==
+        std::vector{presence_status::online, presence_status::away, presence_status::offline});
+  REQUIRE_FALSE(presence.set_offline(bob));
+  CHECK(*presence.get(bob) == presence_status::offline);
+  CHECK(presence.get_many({})->empty());
+
+  REQUIRE_FALSE(presence.set_online(cid, presence_status::online, 300ms));
+  CHECK(*presence.get(cid) == presence_status::online);
+  CHECK(test::eventually(3s, [&] {
+    auto s = presence.get(cid);
+    return s && *s == presence_status::offline;
+  }));
 }
