@@ -13,6 +13,7 @@
 #include "persistence/rate_limiter.hpp"
 #include "persistence/redis_cache.hpp"
 #include "persistence/redis_client.hpp"
+#include "persistence/redis_streams.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
@@ -342,4 +343,68 @@ TEST_CASE("presence in Redis tells online, away and offline, and a status expire
     auto s = presence.get(cid);
     return s && *s == presence_status::offline;
   }));
+}
+
+TEST_CASE(
+    "a Redis stream entry travels through a consumer group, is pending until acked, then not") {
+  auto redis = connect();
+  auto p = fresh_prefix("stream");
+  cleanup done{redis, p};
+  auto stream = p + "events";
+  REQUIRE_FALSE(xgroup_create(*redis, stream, "relay", "0", true));
+  CHECK_FALSE(xgroup_create(*redis, stream, "relay", "0", true));  // BUSYGROUP is fine
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = xadd(*redis, stream, {{"type", "t.Played"}, {"n", std::to_string(i)}});
+    REQUIRE(id);
+    ids.push_back(*id);
+  }
+  auto got = xreadgroup(*redis, "relay", "c1", stream, 10, 100ms, ">");
+  REQUIRE(got);
+  REQUIRE(got->size() == 3);
+  CHECK((*got)[0].id == ids[0]);
+  REQUIRE((*got)[2].fields.size() == 2);
+  CHECK((*got)[2].fields[0].first == "type");
+  CHECK((*got)[2].fields[0].second == "t.Played");
+  CHECK((*got)[2].fields[1].second == "2");
+
+  auto acked = xack(*redis, stream, "relay", {ids[0], ids[1]});
+  REQUIRE(acked);
+  CHECK(*acked == 2);
+  auto pending = xreadgroup(*redis, "relay", "c1", stream, 10, 0ms, "0");
+  REQUIRE(pending);
+  REQUIRE(pending->size() == 1);
+  CHECK((*pending)[0].id == ids[2]);
+  // Nothing new: a blocking read comes back empty at the end of its block time.
+  auto start = std::chrono::steady_clock::now();
+  auto none = xreadgroup(*redis, "relay", "c1", stream, 10, 200ms, ">");
+  REQUIRE(none);
+  CHECK(none->empty());
+  CHECK(std::chrono::steady_clock::now() - start >= 150ms);
+}
+
+TEST_CASE("a blocking Redis stream read may outlast the command timeout without failing") {
+  redis_client_config cfg;
+  cfg.url = test::real_storage().redis_url;
+  cfg.command_timeout = 100ms;
+  auto redis = *redis_client::make(cfg);
+  auto p = fresh_prefix("stream-block");
+  cleanup done{redis, p};
+  REQUIRE_FALSE(xgroup_create(*redis, p + "s", "g", "$", true));
+  auto none = xreadgroup(*redis, "g", "c", p + "s", 1, 400ms, ">");
+  REQUIRE(none);
+  CHECK(none->empty());
+  CHECK(redis->available());
+}
+
+TEST_CASE("XADD with an approximate MAXLEN keeps the Redis stream near that length") {
+  auto redis = connect();
+  auto p = fresh_prefix("stream-trim");
+  cleanup done{redis, p};
+  for (int i = 0; i < 1000; ++i) REQUIRE(xadd(*redis, p + "s", {{"i", std::to_string(i)}}, 10));
+  auto len = redis->call({"XLEN", p + "s"});
+  REQUIRE(len);
+  CHECK(len->integer < 1000);
+  CHECK(len->integer >= 10);
 }
