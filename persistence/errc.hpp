@@ -24,6 +24,15 @@ enum class errc : uint8_t {
   version_conflict,
   /// PostgreSQL answered with an error that is not about availability (a bug or bad data).
   storage_error,
+  /// No blob with that id is in the blob store.
+  blob_not_found,
+  /// The blob store could not be reached or is overloaded (S3 down, a timeout, a 5xx): retry later.
+  blob_unavailable,
+  /// The blob store refused or failed in a way that retrying will not fix: bad credentials, a
+  /// missing bucket, permission denied, disk full, an unreadable source file, an odd answer.
+  blob_error,
+  /// A read started past the end of the blob (HTTP 416 at the edge).
+  blob_bad_range,
 };
 
 const char* to_string(errc x) noexcept;
