@@ -430,10 +430,12 @@ TEST_CASE("a blob above the threshold goes up in 5 MiB parts and comes back byte
     for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
     return n;
   };
-  CHECK_MESSAGE(test::eventually(5s, [&] { return requests("partNumber=") == 3; }),
-                test::read_file(server.log_path()));
-  CHECK(requests("/blobs/" + expected + "?uploads=") == 1);
-  CHECK(requests("/blobs/" + expected + "?uploadId=") == 1);
+  // The log is written asynchronously: wait until it shows exactly those five requests.
+  auto logged = [&] {
+    return requests("/blobs/" + expected + "?uploads=") == 1 && requests("partNumber=") == 3 &&
+           requests("/blobs/" + expected + "?uploadId=") == 1;
+  };
+  CHECK_MESSAGE(test::eventually(10s, logged), test::read_file(server.log_path()));
 
   // Streamed back to a file, checked by coreutils.
   auto out_path = server.scratch() + "/out";
