@@ -27,6 +27,12 @@ http_error to_http(const caf::error& err) {
       case persistence::errc::postgres_unavailable:
       case persistence::errc::redis_unavailable:
         return {503, "storage_unavailable", 2};
+      case persistence::errc::blob_unavailable:
+        return {503, "storage_unavailable", 2};
+      case persistence::errc::blob_not_found:
+        return {404, "not_found", 0};
+      case persistence::errc::blob_bad_range:
+        return {416, "range_not_satisfiable", 0};
       case persistence::errc::version_conflict:
         // Another writer kept winning the race for the same entity; the entity retried already.
         return {409, "conflict", 0};

@@ -16,14 +16,24 @@ enum class errc : uint8_t {
   none = 0,
   /// PostgreSQL could not be reached or refused the connection.
   postgres_unavailable,
-  /// Redis could not be reached or answered with an error.
+  /// Redis could not be reached, or answered "not now" (LOADING, BUSY, READONLY, ...).
   redis_unavailable,
   /// A DSN or URL in the configuration could not be understood.
   bad_address,
   /// An append's expected version is not the stream's current version: another writer won.
   version_conflict,
-  /// PostgreSQL answered with an error that is not about availability (a bug or bad data).
+  /// PostgreSQL or Redis answered with an error that is not about availability (a bug or bad
+  /// data: a failing statement or script, WRONGTYPE).
   storage_error,
+  /// No blob with that id is in the blob store.
+  blob_not_found,
+  /// The blob store could not be reached or is overloaded (S3 down, a timeout, a 5xx): retry later.
+  blob_unavailable,
+  /// The blob store refused or failed in a way that retrying will not fix: bad credentials, a
+  /// missing bucket, permission denied, disk full, an unreadable source file, an odd answer.
+  blob_error,
+  /// A read started past the end of the blob (HTTP 416 at the edge).
+  blob_bad_range,
 };
 
 const char* to_string(errc x) noexcept;

@@ -25,6 +25,14 @@ const char* to_string(errc x) noexcept {
       return "version_conflict";
     case errc::storage_error:
       return "storage_error";
+    case errc::blob_not_found:
+      return "blob_not_found";
+    case errc::blob_unavailable:
+      return "blob_unavailable";
+    case errc::blob_error:
+      return "blob_error";
+    case errc::blob_bad_range:
+      return "blob_bad_range";
   }
   return "unknown";
 }

@@ -54,3 +54,13 @@ TEST_CASE("a write that kept losing the race for its entity becomes 409 conflict
   CHECK(e.code == "conflict");
   CHECK(e.retry_after_seconds == 0);
 }
+
+TEST_CASE("blob store errors: missing is 404, a range past the end 416, unreachable 503") {
+  using persistence::errc;
+  CHECK(edge::to_http(persistence::make_error(errc::blob_not_found, "x")).status == 404);
+  CHECK(edge::to_http(persistence::make_error(errc::blob_bad_range, "x")).status == 416);
+  auto down = edge::to_http(persistence::make_error(errc::blob_unavailable, "x"));
+  CHECK(down.status == 503);
+  CHECK(down.retry_after_seconds > 0);
+  CHECK(edge::to_http(persistence::make_error(errc::blob_error, "x")).status == 500);
+}
