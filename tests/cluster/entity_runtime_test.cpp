@@ -134,7 +134,7 @@ TEST_CASE("counter routes refuse bad ids and unknown methods in the one error sh
 }
 
 TEST_CASE(
-    "an entity that throws on a poison message keeps serving; the message is parked after "
+    "an entity that throws on a poison message keeps serving, the message is parked after "
     "3 tries and listed on its owner") {
   test::test_cluster c{3};
   c.start_all();

@@ -81,7 +81,7 @@ clock_type::duration timed(F f) {
 
 TEST_CASE(
     "with its Redis killed, calls fail fast, the cache serves the loader and the limiter "
-    "limits locally; restarted, everything recovers by itself") {
+    "limits locally, and restarted, everything recovers by itself") {
   own_redis server;
   auto redis = connect(server.url());
   redis_cache cache{redis};
