@@ -147,10 +147,14 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
                 if (key.size() > 128 || !valid_entity_id(key.empty() ? "x" : key))
                   return send_error(res, {400, "invalid_idempotency_key", 0},
                                     "Idempotency-Key must be 1..128 of A-Z a-z 0-9 . _ -", rid);
-                cmd.set_key(key);
+                // Without a client key the edge makes one for this request, so that the router
+                // may hand it to a new owner if the old one is lost mid-request.
+                cmd.set_key(key.empty() ? "edge-" + new_request_id() : key);
               }
-              answer_from_entity<messages::CounterValue>(
-                  envelope_for(debug::counter_kind, id, cmd, rid), res, rid);
+              auto env = envelope_for(debug::counter_kind, id, cmd, rid);
+              // Reads and keyed increments are safe to deliver twice; a poison message is not.
+              env.redeliverable = !std::is_same_v<decltype(cmd), messages::CounterPoison>;
+              answer_from_entity<messages::CounterValue>(std::move(env), res, rid);
             });
     };
     counter_route(http_method::post, R"(/v1/debug/counters/([^/]+)/increment)",

@@ -19,12 +19,16 @@ struct entity_envelope {
   std::string payload;      ///< serialized protobuf message
   std::string traceparent;  ///< W3C traceparent of the caller ("" when none)
   int64_t deadline_ms = 0;  ///< Unix time in ms after which the caller no longer waits; 0: none
+  /// The sender made delivering this twice harmless (a read, or a command carrying an
+  /// idempotency key): the router may then redeliver it to a new owner when the old one is lost
+  /// mid-request, or hold it until an owner exists, instead of failing it.
+  bool redeliverable = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, entity_envelope& x) {
   return f(caf::meta::type_name("chorus::entity_envelope"), x.kind, x.id, x.type, x.payload,
-           x.traceparent, x.deadline_ms);
+           x.traceparent, x.deadline_ms, x.redeliverable);
 }
 
 /// Anything that takes an envelope and answers with the reply's protobuf bytes: an entity, a

@@ -1,7 +1,9 @@
 #include "nodes/router.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <unordered_map>
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -15,12 +17,33 @@ namespace {
 
 constexpr const char* entity_role = "entity";
 
+// How long a redeliverable envelope waits between attempts while no node hosts entities.
+constexpr std::chrono::milliseconds hold_interval{100};
+
+// Deadline of envelopes that carry none.
+constexpr std::chrono::seconds default_deadline{30};
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+/// A redeliverable envelope in flight (or held) and the promise to its caller.
+struct pending_request {
+  entity_envelope env;
+  caf::typed_response_promise<std::string> promise;
+  std::string node;      ///< where the current attempt went ("" while held)
+  uint32_t attempt = 0;  ///< replies to older attempts are ignored
+};
+
 struct router_state {
   std::string self_name;
   bool self_hosts = false;
   envelope_handler local;
   std::map<std::string, envelope_handler> peers;  // live peers with the entity role
   std::vector<std::string> candidates;            // self (if it hosts) + live peers, sorted
+  std::unordered_map<uint64_t, pending_request> pending;
+  uint64_t next_ticket = 0;
 
   void rebuild() {
     candidates.clear();
@@ -29,10 +52,73 @@ struct router_state {
     std::sort(candidates.begin(), candidates.end());
   }
 
+  /// The owner's registry and name, or nothing when no node hosts entities.
+  std::optional<std::pair<std::string, envelope_handler>> owner_of(const entity_envelope& env) {
+    auto owner = rendezvous_owner(entity_key(env), candidates);
+    if (!owner) return std::nullopt;
+    const auto& name = candidates[*owner];
+    return std::make_pair(name, name == self_name ? local : peers.at(name));
+  }
+
   static inline const char* name = "chorus.router";
 };
 
 using self_pointer = router_actor::stateful_pointer<router_state>;
+
+void attempt(self_pointer self, uint64_t ticket);
+
+void finish(self_pointer self, uint64_t ticket, caf::expected<std::string> result) {
+  auto& pending = self->state.pending;
+  auto it = pending.find(ticket);
+  if (it == pending.end()) return;
+  if (result)
+    it->second.promise.deliver(std::move(*result));
+  else
+    it->second.promise.deliver(std::move(result.error()));
+  pending.erase(it);
+}
+
+/// Sends (or holds) the envelope with `ticket` to its current owner.
+void attempt(self_pointer self, uint64_t ticket) {
+  auto& st = self->state;
+  auto it = st.pending.find(ticket);
+  if (it == st.pending.end()) return;
+  auto& p = it->second;
+  auto left = p.env.deadline_ms - now_ms();
+  if (left <= 0) {
+    finish(self, ticket,
+           make_error(runtime_errc::no_owner,
+                      "no owner answered for " + entity_key(p.env) + " before the deadline"));
+    return;
+  }
+  auto owner = st.owner_of(p.env);
+  if (!owner) {
+    // Nobody hosts entities right now (a restart, a partition): hold it and look again.
+    p.node.clear();
+    self->delayed_send(self, hold_interval, retry_atom_v, ticket);
+    return;
+  }
+  p.node = owner->first;
+  auto n = ++p.attempt;
+  self->request(owner->second, std::chrono::milliseconds{left}, p.env)
+      .then(
+          [self, ticket, n](std::string& reply) {
+            auto it = self->state.pending.find(ticket);
+            if (it != self->state.pending.end() && it->second.attempt == n)
+              finish(self, ticket, std::move(reply));
+          },
+          [self, ticket, n](caf::error& err) {
+            auto it = self->state.pending.find(ticket);
+            if (it == self->state.pending.end() || it->second.attempt != n) return;
+            // The owner went away during the request (its actors exited): send it again to
+            // whoever owns it now. Anything else is the entity's answer, or the deadline.
+            if (err.category() == caf::atom("exit")) {
+              attempt(self, ticket);
+              return;
+            }
+            finish(self, ticket, std::move(err));
+          });
+}
 
 router_actor::behavior_type router(self_pointer self, const node_spec* me, envelope_handler local) {
   auto& st = self->state;
@@ -43,11 +129,18 @@ router_actor::behavior_type router(self_pointer self, const node_spec* me, envel
   return {
       [self](entity_envelope& env) -> caf::result<std::string> {
         auto& st = self->state;
-        auto owner = rendezvous_owner(entity_key(env), st.candidates);
+        if (env.redeliverable) {
+          if (env.deadline_ms == 0)
+            env.deadline_ms = now_ms() + std::chrono::milliseconds{default_deadline}.count();
+          auto ticket = ++st.next_ticket;
+          auto rp = self->make_response_promise<std::string>();
+          st.pending.emplace(ticket, pending_request{std::move(env), rp, {}, 0});
+          attempt(self, ticket);
+          return rp;
+        }
+        auto owner = st.owner_of(env);
         if (!owner) return make_error(runtime_errc::no_owner, "no live node hosts entities");
-        const auto& name = st.candidates[*owner];
-        if (name == st.self_name) return self->delegate(st.local, std::move(env));
-        return self->delegate(st.peers.at(name), std::move(env));
+        return self->delegate(owner->second, std::move(env));
       },
       [self](peer_up_atom, const std::string& name, const envelope_handler& registry,
              bool hosts_entities) {
@@ -59,9 +152,17 @@ router_actor::behavior_type router(self_pointer self, const node_spec* me, envel
         st.rebuild();
       },
       [self](peer_down_atom, const std::string& name) {
-        self->state.peers.erase(name);
-        self->state.rebuild();
+        auto& st = self->state;
+        st.peers.erase(name);
+        st.rebuild();
+        // Requests in flight to the lost node will never be answered: send them to the new
+        // owners now instead of letting them wait for their deadline.
+        std::vector<uint64_t> lost;
+        for (const auto& [ticket, p] : st.pending)
+          if (p.node == name) lost.push_back(ticket);
+        for (auto ticket : lost) attempt(self, ticket);
       },
+      [self](retry_atom, uint64_t ticket) { attempt(self, ticket); },
   };
 }
 
