@@ -161,3 +161,42 @@ TEST_CASE(
   p.stop();
   CHECK(*p.checkpoint() == last_event(f));
 }
+
+TEST_CASE(
+    "a transaction with the older id but the larger position is applied first, and the smaller "
+    "position that commits later is still applied") {
+  test::feed_fixture f;
+  projector p{projector_cfg(f), counter_totals_projection(), f.new_client()};
+  REQUIRE(p.catch_up());
+  auto insert = [](pqxx::work& tx, const std::string& id, int by) {
+    pqxx::binarystring payload{test::counter_incremented(by)};
+    return tx
+        .exec_params1(
+            "INSERT INTO events (stream, version, type, payload) "
+            "VALUES ($1, 1, 'chorus.messages.CounterIncremented', $2) RETURNING global_position",
+            "counter/" + id, payload)[0]
+        .as<int64_t>();
+  };
+  pqxx::connection conn_a{f.db.dsn()}, conn_b{f.db.dsn()};
+  pqxx::work a{conn_a}, b{conn_b};
+  a.exec("SELECT pg_current_xact_id()");  // A takes its transaction id first...
+  auto smaller = insert(b, "b", 3);       // ...B draws the smaller position...
+  auto larger = insert(a, "a", 4);        // ...A the larger one, and commits first.
+  REQUIRE(smaller < larger);
+  a.commit();
+  size_t total = 0;
+  REQUIRE(test::eventually(10s, [&] {
+    auto n = p.catch_up();
+    total += n ? *n : 0;
+    return total >= 1;
+  }));
+  CHECK(totals(f) == rows{{"a", "4", std::to_string(larger)}});
+  b.commit();
+  REQUIRE(test::eventually(10s, [&] {
+    auto n = p.catch_up();
+    total += n ? *n : 0;
+    return total >= 2;
+  }));
+  CHECK(total == 2);
+  CHECK(totals(f) == rows{{"a", "4", std::to_string(larger)}, {"b", "3", std::to_string(smaller)}});
+}
