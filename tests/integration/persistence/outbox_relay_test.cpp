@@ -110,7 +110,8 @@ TEST_CASE("a relay that crashes between publishing and marking publishes the bat
   CHECK(f.stream_positions() == twice);
 }
 
-TEST_CASE("of two relays on one database only the lock holder publishes, and the other takes over") {
+TEST_CASE(
+    "of two relays on one database only the lock holder publishes, and the other takes over") {
   test::feed_fixture f;
   auto a = std::make_unique<outbox_relay>(f.relay_config(), f.client);
   outbox_relay b{f.relay_config(), f.new_client()};
