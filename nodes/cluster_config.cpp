@@ -254,9 +254,12 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
   }
   sr.count("journal-connections", out.storage.journal_connections);
   sr.count("snapshot-every", out.storage.snapshot_every);
+  sr.count("relay-batch", out.storage.relay_batch);
+  sr.duration("relay-poll", out.storage.relay_poll);
   if (!sr.string("redis-url", out.storage.redis_url, true) || !sr.finish()) return false;
   if (out.storage.journal_connections == 0 || out.storage.journal_connections > 64)
     return sr.fail("journal-connections", "must be 1..64");
+  if (out.storage.relay_batch > 10000) return sr.fail("relay-batch", "must be 1..10000");
   if (out.storage.redis_url.rfind("redis://", 0) != 0)
     return sr.fail("redis-url", "must start with redis://");
 

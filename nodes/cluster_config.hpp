@@ -48,6 +48,10 @@ struct storage_spec {
   size_t journal_connections = 2;
   /// Event-sourced entities store a snapshot every this many events.
   size_t snapshot_every = 100;
+  /// Outbox rows each database's relay publishes per step (1..10000).
+  size_t relay_batch = 500;
+  /// How often a relay (or a standby) looks for new outbox rows when the last step found none.
+  std::chrono::milliseconds relay_poll{100};
 };
 
 /// `chorus.entities`: activation limits of every node's entity registry.

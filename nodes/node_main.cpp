@@ -36,9 +36,14 @@
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
 #include "nodes/version.hpp"
+#include "persistence/counter_totals_projection.hpp"
+#include "persistence/event_feed.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
+#include "persistence/outbox_relay.hpp"
+#include "persistence/projection.hpp"
+#include "persistence/redis_client.hpp"
 
 namespace {
 
@@ -278,6 +283,47 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Every entity node runs a relay per distinct database; the PostgreSQL advisory lock lets one
+  // of them publish at a time, the others are standbys. The demo projection runs where its
+  // events exist (debug endpoints on). Each gets its own thread and Redis client: XREADGROUP
+  // blocks its connection, and relay failures must not take the cache's connections.
+  std::vector<std::unique_ptr<persistence::outbox_relay>> relays;
+  std::vector<std::unique_ptr<persistence::projector>> projectors;
+  if (self->has_role("entity")) {
+    auto redis_for = [&](size_t pool) {
+      persistence::redis_client_config rc;
+      rc.url = cfg.storage.redis_url;
+      rc.pool_size = pool;
+      auto client = persistence::redis_client::make(rc);
+      if (!client)
+        fail_fast(log, 2, cfg.path + ": chorus.storage.redis-url: " + error_detail(client.error()));
+      return *client;
+    };
+    auto relay_redis = redis_for(2);
+    std::set<std::string> dsns;
+    for (const auto& [domain, dsn] : cfg.storage.dsns) dsns.insert(dsn);
+    for (const auto& dsn : dsns) {
+      persistence::outbox_relay_config rc;
+      rc.dsn = dsn;
+      rc.stream = persistence::feed_stream_name(database_of(dsn));
+      rc.batch = cfg.storage.relay_batch;
+      rc.poll = cfg.storage.relay_poll;
+      relays.push_back(std::make_unique<persistence::outbox_relay>(rc, relay_redis));
+      relays.back()->start();
+    }
+    if (cfg.debug_endpoints) {
+      persistence::projector_config pc;
+      pc.dsn = cfg.storage.dsns.at(debug::counter_domain);
+      pc.stream = persistence::feed_stream_name(database_of(pc.dsn));
+      pc.consumer = self->name.str();
+      pc.batch = cfg.storage.relay_batch;
+      pc.poll = cfg.storage.relay_poll;
+      projectors.push_back(std::make_unique<persistence::projector>(
+          pc, persistence::counter_totals_projection(), redis_for(1)));
+      projectors.back()->start();
+    }
+  }
+
   registry_limits limits;
   limits.idle_timeout = cfg.entities.idle_timeout;
   limits.max_active = cfg.entities.max_active;
@@ -346,6 +392,8 @@ int main(int argc, char** argv) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const auto& journal : journals)
     caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
+  for (auto& p : projectors) p->stop();
+  for (auto& r : relays) r->stop();
   system.middleman().unpublish(membership, self->actor_port);
   log.info("node", "stopped");
   return 0;

@@ -214,3 +214,18 @@ TEST_CASE("chorus-node exits 2 naming the problem for each kind of bad file") {
   CHECK(result.exit_code == 2);
   CHECK(result.output.find("--node n7: no such node") != std::string::npos);
 }
+
+TEST_CASE("the relay settings default, parse, and are refused out of range naming the key") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->storage.relay_batch == 500);
+  CHECK(cfg->storage.relay_poll == std::chrono::milliseconds{100});
+  auto tuned = parse(good_with("redis-url=", "relay-batch=50\nrelay-poll=20ms\nredis-url="));
+  REQUIRE(tuned);
+  CHECK(tuned->storage.relay_batch == 50);
+  CHECK(tuned->storage.relay_poll == std::chrono::milliseconds{20});
+  CHECK(error_of(good_with("redis-url=", "relay-batch=20000\nredis-url=")) ==
+        "/etc/chorus/test.conf: chorus.storage.relay-batch: must be 1..10000");
+  CHECK(error_of(good_with("redis-url=", "relay-poll=0ms\nredis-url=")) ==
+        "/etc/chorus/test.conf: chorus.storage.relay-poll: must be positive");
+}
