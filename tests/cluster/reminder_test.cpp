@@ -84,9 +84,9 @@ TEST_CASE(
   auto v = parse_counter(stored);
   if (!v) FAIL("remind refused: " << stored.status << " " << stored.body);
   CHECK(v->node() == "n3");
-  c.at(2).process->signal(SIGKILL);
+  CHECK(pending(c, id, "failover") == true);  // stored once acknowledged
+  c.at(2).process->signal(SIGKILL);           // long before it is due
   REQUIRE(test::eventually(5s, [&] { return c.sees(0, "n3", "down"); }));
-  CHECK(pending(c, id, "failover") == true);  // killed before it was due
 
   std::optional<messages::CounterValue> now;
   REQUIRE(test::eventually(40s, [&] {

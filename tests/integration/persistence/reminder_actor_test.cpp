@@ -93,7 +93,7 @@ reminder_options fast() {
 
 TEST_CASE("a due reminder is delivered through the router as its envelope and then deleted") {
   reminders_env env{fast()};
-  env.remind("soon", now_ms() + 200);
+  env.remind("soon", now_ms() + 1500);  // later than the check below takes
   CHECK(env.pending("soon") == true);
   REQUIRE(test::eventually(5s, [&] { return env.seen->received == 1; }));
   CHECK(env.seen->last_key == "counter/c1");
@@ -121,7 +121,7 @@ TEST_CASE("a reminder that keeps failing is parked after max_attempts claims") {
 
 TEST_CASE("a cancelled reminder is never delivered") {
   reminders_env env{fast()};
-  env.remind("never", now_ms() + 300);
+  env.remind("never", now_ms() + 1500);
   caf::scoped_actor self{env.sys};
   self->request(env.actor, 10s, cancel_atom_v, std::string{"counter"}, std::string{"c1"},
                 std::string{"never"})
@@ -129,7 +129,7 @@ TEST_CASE("a cancelled reminder is never delivered") {
                [&](caf::error& err) { FAIL("cancel failed: " << error_detail(err)); });
   // Deliveries of due reminders keep working meanwhile: one scheduled after the cancelled one's
   // due time is delivered, and it is the only one.
-  env.remind("later", now_ms() + 600);
+  env.remind("later", now_ms() + 2000);
   REQUIRE(test::eventually(5s, [&] { return env.pending("later") == false; }));
   CHECK(env.seen->received == 1);
 }
