@@ -41,6 +41,7 @@
 #include "persistence/journal_probe.hpp"
 #include "persistence/reminder_actor.hpp"
 #include "persistence/reminder_pg.hpp"
+#include "persistence/reminder_probe.hpp"
 
 namespace {
 
@@ -265,6 +266,7 @@ int main(int argc, char** argv) {
   // Likewise one reminder actor per distinct database: an entity's reminders live next to its
   // events. Each polls its database for due reminders once the router exists (below).
   std::vector<persistence::reminder_actor> reminders;
+  std::vector<std::unique_ptr<persistence::reminder_probe>> reminder_probes;
   if (self->has_role("entity")) {
     std::map<std::string, persistence::journal_actor> by_dsn;
     std::map<std::string, persistence::reminder_actor> reminders_by_dsn;
@@ -273,9 +275,11 @@ int main(int argc, char** argv) {
       if (!reminder) {
         persistence::reminder_options options;
         options.poll_interval = cfg.entities.reminder_poll;
+        reminder_probes.push_back(
+            std::make_unique<persistence::reminder_probe>(*registry, database_of(dsn)));
         reminder = persistence::spawn_reminders(
             system, [dsn = dsn] { return std::make_unique<persistence::reminder_pg>(dsn); },
-            options, &log);
+            options, &log, reminder_probes.back().get());
         reminders.push_back(reminder);
       }
       ctx.reminders.emplace(domain, reminder);

@@ -15,6 +15,7 @@
 #include "common/json_log.hpp"
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
+#include "persistence/reminder_probe.hpp"
 
 namespace chorus::persistence {
 
@@ -80,6 +81,7 @@ class reminder_worker {
 struct reminder_state {
   reminder_options options;
   json_log* log = nullptr;
+  reminder_probe* probe = nullptr;
   std::unique_ptr<reminder_worker> worker;
   uint64_t next_job = 0;
   /// What to do on the actor's thread when a job is done.
@@ -131,6 +133,7 @@ void deliver(reminder_self self, const stored_reminder& r) {
   if (r.attempts > st.options.max_attempts) {
     warn(self, "reminder parked after too many attempts", r,
          make_error(errc::storage_error, "dropped"));
+    if (st.probe != nullptr) st.probe->parked();
     complete(self, r);
     return;
   }
@@ -144,10 +147,15 @@ void deliver(reminder_self self, const stored_reminder& r) {
                                                 st.options.delivery_timeout)
                         .count();
   self->request(st.router, st.options.delivery_timeout, std::move(env))
-      .then([self, r](const std::string&) { complete(self, r); },
-            [self, r](caf::error& err) {
-              warn(self, "reminder delivery failed; retried when its lease ends", r, err);
-            });
+      .then(
+          [self, r](const std::string&) {
+            if (auto* probe = self->state.probe) probe->fired();
+            complete(self, r);
+          },
+          [self, r](caf::error& err) {
+            if (auto* probe = self->state.probe) probe->failed();
+            warn(self, "reminder delivery failed; retried when its lease ends", r, err);
+          });
 }
 
 void poll(reminder_self self) {
@@ -186,11 +194,13 @@ void poll(reminder_self self) {
 }
 
 reminder_actor::behavior_type reminder_behavior(reminder_self self, reminder_store_factory factory,
-                                                reminder_options options, json_log* log) {
+                                                reminder_options options, json_log* log,
+                                                reminder_probe* probe) {
   auto& st = self->state;
   if (options.batch == 0) options.batch = 1;
   st.options = options;
   st.log = log;
+  st.probe = probe;
   st.worker = std::make_unique<reminder_worker>(factory, self->address());
   return {
       [self](remind_atom, std::string& kind, std::string& id, std::string& name, int64_t due_ms,
@@ -203,11 +213,13 @@ reminder_actor::behavior_type reminder_behavior(reminder_self self, reminder_sto
              type = std::move(type), payload = std::move(payload)](reminder_pg& store) {
               *err = store.schedule(kind, id, name, due_ms, type, payload);
             },
-            [rp, err, due_ms]() mutable {
-              if (*err)
+            [self, rp, err, due_ms]() mutable {
+              if (*err) {
                 rp.deliver(std::move(*err));
-              else
-                rp.deliver(due_ms);
+                return;
+              }
+              if (auto* probe = self->state.probe) probe->scheduled();
+              rp.deliver(due_ms);
             });
         return rp;
       },
@@ -250,8 +262,8 @@ reminder_actor::behavior_type reminder_behavior(reminder_self self, reminder_sto
 }  // namespace
 
 reminder_actor spawn_reminders(caf::actor_system& sys, reminder_store_factory factory,
-                               reminder_options options, json_log* log) {
-  return sys.spawn(reminder_behavior, std::move(factory), options, log);
+                               reminder_options options, json_log* log, reminder_probe* probe) {
+  return sys.spawn(reminder_behavior, std::move(factory), options, log, probe);
 }
 
 }  // namespace chorus::persistence

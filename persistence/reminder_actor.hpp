@@ -21,6 +21,8 @@ class json_log;
 
 namespace chorus::persistence {
 
+class reminder_probe;
+
 /// A node's door to the durable reminders of one database. Entities ask it to schedule or cancel
 /// their reminders and get the answer only after COMMIT, so an acknowledged reminder survives
 /// passivation, a restart and the loss of its node. Every node runs one per distinct database
@@ -62,8 +64,9 @@ struct reminder_options {
 using reminder_store_factory = std::function<std::unique_ptr<reminder_pg>()>;
 
 /// Spawns a reminder actor. Blocking SQL runs on the actor's own worker thread, never on CAF's
-/// scheduler. `log` (may be null) must outlive the actor. Polling starts with `begin_atom`.
+/// scheduler. `log` and `probe` (either may be null) must outlive the actor. Polling starts with
+/// `begin_atom`.
 reminder_actor spawn_reminders(caf::actor_system& sys, reminder_store_factory factory,
-                               reminder_options options, json_log* log);
+                               reminder_options options, json_log* log, reminder_probe* probe);
 
 }  // namespace chorus::persistence

@@ -67,6 +67,10 @@ TEST_CASE(
   auto after = parse_counter(c.get(0, "/v1/debug/counters/sleeper"));
   REQUIRE(after);
   CHECK(after->value() == 5);
+  auto database = c.postgres_dsn().substr(c.postgres_dsn().rfind('/') + 1);
+  CHECK(metric(c, 0, R"(chorus_reminders_scheduled_total{database=")" + database + R"("})") == 1);
+  CHECK(metric(c, 0, R"(chorus_reminders_fired_total{database=")" + database + R"("})") == 1);
+  CHECK(metric(c, 0, R"(chorus_reminders_failed_total{database=")" + database + R"("})") == 0);
 }
 
 TEST_CASE(

@@ -59,7 +59,7 @@ struct reminders_env {
   explicit reminders_env(reminder_options options) {
     auto dsn = db.dsn();
     actor = spawn_reminders(
-        sys, [dsn] { return std::make_unique<reminder_pg>(dsn); }, options, nullptr);
+        sys, [dsn] { return std::make_unique<reminder_pg>(dsn); }, options, nullptr, nullptr);
     caf::anon_send(actor, begin_atom_v, sys.spawn(fake_router_behavior, seen));
   }
   ~reminders_env() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
