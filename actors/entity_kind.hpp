@@ -13,6 +13,7 @@
 #include "messages/envelope.hpp"
 #include "messages/errors.hpp"
 #include "persistence/journal_actor.hpp"
+#include "persistence/reminder_actor.hpp"
 
 namespace chorus {
 
@@ -24,11 +25,20 @@ struct entity_context {
   std::map<std::string, persistence::journal_actor> journals;
   /// Event-sourced entities store a snapshot every this many events (0: never).
   int64_t snapshot_every = 100;
+  /// The reminder actor of each storage domain, like `journals` (one per distinct database,
+  /// node-local). An entity schedules its durable reminders in its own domain's database.
+  std::map<std::string, persistence::reminder_actor> reminders = {};
 
   /// The journal of `domain`; a default (invalid) handle when the node has none.
   [[nodiscard]] persistence::journal_actor journal(const std::string& domain) const {
     auto it = journals.find(domain);
     return it == journals.end() ? persistence::journal_actor{} : it->second;
+  }
+
+  /// The reminder actor of `domain`; a default (invalid) handle when the node has none.
+  [[nodiscard]] persistence::reminder_actor reminder(const std::string& domain) const {
+    auto it = reminders.find(domain);
+    return it == reminders.end() ? persistence::reminder_actor{} : it->second;
   }
 };
 

@@ -1,8 +1,12 @@
 #include "http_edge/edge_server.hpp"
 
 #include <chrono>
+#include <climits>
+#include <cmath>
+#include <optional>
 #include <random>
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <caf/sec.hpp>
@@ -72,6 +76,50 @@ bool valid_entity_id(const std::string& id) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
       return false;
   return true;
+}
+
+// Reminder names: 1..64 of [A-Za-z0-9._-].
+bool valid_reminder_name(const std::string& name) {
+  return name.size() <= 64 && valid_entity_id(name);
+}
+
+// The JSON body of POST /v1/debug/counters/{id}/remind: {"after_ms": N, "by": N, "name": "..."}
+// with after_ms 0..86400000 (required), by an int32 (default 1), name required. Checked by JSON
+// type (a number is not accepted as a string or the reverse); what is wrong comes back as text.
+std::optional<std::string> parse_remind(const std::string& body, messages::CounterRemind& out) {
+  google::protobuf::Struct json;
+  if (!google::protobuf::util::JsonStringToMessage(body, &json).ok())
+    return "body must be a JSON object";
+  auto integer = [&](const char* key, int64_t lo, int64_t hi, bool required,
+                     int64_t& value) -> std::optional<std::string> {
+    auto it = json.fields().find(key);
+    if (it == json.fields().end()) {
+      if (required) return std::string{key} + " is required";
+      return std::nullopt;
+    }
+    const auto& v = it->second;
+    if (v.kind_case() != google::protobuf::Value::kNumberValue ||
+        v.number_value() != std::floor(v.number_value()) || v.number_value() < double(lo) ||
+        v.number_value() > double(hi))
+      return std::string{key} + " must be an integer in " + std::to_string(lo) + ".." +
+             std::to_string(hi);
+    value = static_cast<int64_t>(v.number_value());
+    return std::nullopt;
+  };
+  for (const auto& [key, value] : json.fields())
+    if (key != "after_ms" && key != "by" && key != "name") return "unknown field " + key;
+  int64_t after_ms = 0, by = 1;
+  if (auto err = integer("after_ms", 0, 86400000, true, after_ms)) return err;
+  if (auto err = integer("by", INT32_MIN, INT32_MAX, false, by)) return err;
+  auto name = json.fields().find("name");
+  if (name == json.fields().end() ||
+      name->second.kind_case() != google::protobuf::Value::kStringValue ||
+      !valid_reminder_name(name->second.string_value()))
+    return "name must be a string of 1..64 of A-Z a-z 0-9 . _ -";
+  out.set_after_ms(static_cast<int32_t>(after_ms));
+  out.set_by(static_cast<int32_t>(by));
+  out.set_name(name->second.string_value());
+  return std::nullopt;
 }
 
 template <class Message>
@@ -163,6 +211,21 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
                   messages::CounterGet{});
     counter_route(http_method::post, R"(/v1/debug/counters/([^/]+)/poison)",
                   "/v1/debug/counters/{id}/poison", messages::CounterPoison{});
+    // Schedules a durable reminder that increments the counter later (at least once delivered,
+    // applied once thanks to its key); answers the current value once the reminder is stored.
+    route(http_method::post, R"(/v1/debug/counters/([^/]+)/remind)",
+          "/v1/debug/counters/{id}/remind",
+          [this](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+            auto id = req.matches[1].str();
+            if (!valid_entity_id(id))
+              return send_error(res, {400, "invalid_id", 0},
+                                "counter id must be 1..128 of A-Z a-z 0-9 . _ -", rid);
+            messages::CounterRemind cmd;
+            if (auto problem = parse_remind(req.body, cmd))
+              return send_error(res, {400, "invalid_body", 0}, *problem, rid);
+            answer_from_entity<messages::CounterValue>(
+                envelope_for(debug::counter_kind, id, cmd, rid), res, rid);
+          });
     // Admin-only once the edge issue brings roles; until then behind debug-endpoints.
     route(http_method::get, "/v1/debug/dead-letters", "/v1/debug/dead-letters",
           [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {

@@ -41,6 +41,13 @@ CAF_ADD_ATOM(chorus, chorus, snapshot_atom, "snapshot")
 // Journal: a worker thread finished a job.
 CAF_ADD_ATOM(chorus, chorus, done_atom, "done")
 
+// Reminders: an entity schedules a durable reminder (kind, id, name, due, type, payload).
+CAF_ADD_ATOM(chorus, chorus, remind_atom, "remind")
+// Reminders: an entity cancels one of its reminders by name.
+CAF_ADD_ATOM(chorus, chorus, cancel_atom, "cancel")
+// Reminders: a reminder actor's own timer to claim due reminders.
+CAF_ADD_ATOM(chorus, chorus, poll_atom, "poll")
+
 // Membership: "who are you?" -> (cluster name, node name).
 CAF_ADD_ATOM(chorus, chorus, whoami_atom, "whoami")
 // Membership: start dialling the peers (sent by main() once every port is bound).

@@ -237,7 +237,12 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     er.count("max-active", out.entities.max_active);
     er.duration("sweep-interval", out.entities.sweep_interval);
     er.duration("max-queue-age", out.entities.max_queue_age);
+    er.duration("reminder-poll", out.entities.reminder_poll);
     if (!er.finish()) return false;
+    // Polling is one claim query per database and node; a minute bounds how late a reminder
+    // may fire.
+    if (out.entities.reminder_poll > std::chrono::minutes{1})
+      return er.fail("reminder-poll", "must be at most 1min");
   }
   if (!error.empty() || !r.boolean("debug-endpoints", out.debug_endpoints)) return false;
 

@@ -60,6 +60,7 @@ struct entities_spec {
   size_t max_active = 1000000;                     ///< least recently used evicted beyond this
   std::chrono::milliseconds sweep_interval{1000};  ///< how often idle entities are looked for
   std::chrono::milliseconds max_queue_age{2000};   ///< refuse work for an entity this far behind
+  std::chrono::milliseconds reminder_poll{1000};   ///< how often due reminders are claimed
 };
 
 /// The whole of cluster.conf's `chorus` section, validated. Immutable once loaded; every

@@ -44,6 +44,9 @@
 #include "persistence/outbox_relay.hpp"
 #include "persistence/projection.hpp"
 #include "persistence/redis_client.hpp"
+#include "persistence/reminder_actor.hpp"
+#include "persistence/reminder_pg.hpp"
+#include "persistence/reminder_probe.hpp"
 
 namespace {
 
@@ -265,9 +268,26 @@ int main(int argc, char** argv) {
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
   std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
   std::vector<persistence::journal_actor> journals;
+  // Likewise one reminder actor per distinct database: an entity's reminders live next to its
+  // events. Each polls its database for due reminders once the router exists (below).
+  std::vector<persistence::reminder_actor> reminders;
+  std::vector<std::unique_ptr<persistence::reminder_probe>> reminder_probes;
   if (self->has_role("entity")) {
     std::map<std::string, persistence::journal_actor> by_dsn;
+    std::map<std::string, persistence::reminder_actor> reminders_by_dsn;
     for (const auto& [domain, dsn] : cfg.storage.dsns) {
+      auto& reminder = reminders_by_dsn[dsn];
+      if (!reminder) {
+        persistence::reminder_options options;
+        options.poll_interval = cfg.entities.reminder_poll;
+        reminder_probes.push_back(
+            std::make_unique<persistence::reminder_probe>(*registry, database_of(dsn)));
+        reminder = persistence::spawn_reminders(
+            system, [dsn = dsn] { return std::make_unique<persistence::reminder_pg>(dsn); },
+            options, &log, reminder_probes.back().get());
+        reminders.push_back(reminder);
+      }
+      ctx.reminders.emplace(domain, reminder);
       auto& journal = by_dsn[dsn];
       if (!journal) {
         journal_probes.push_back(
@@ -331,6 +351,9 @@ int main(int argc, char** argv) {
   limits.max_queue_age = cfg.entities.max_queue_age;
   auto entity_registry = spawn_entity_registry(system, kinds, ctx, limits, entities, log);
   auto router = spawn_router(system, *self, entity_registry);
+  // Due reminders go through the router, so they reach each entity's current owner.
+  for (const auto& reminder : reminders)
+    caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));
   auto membership = spawn_membership(system, cfg, *self, entity_registry, router, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
@@ -390,6 +413,8 @@ int main(int argc, char** argv) {
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
         caf::actor_cast<caf::actor>(entity_registry)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  for (const auto& reminder : reminders)
+    caf::anon_send_exit(reminder, caf::exit_reason::user_shutdown);
   for (const auto& journal : journals)
     caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
   for (auto& p : projectors) p->stop();

@@ -1,5 +1,6 @@
 #include "actors/debug/counter_entity.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <deque>
 #include <stdexcept>
@@ -83,6 +84,7 @@ struct counter_state {
   std::string node;
   int64_t snapshot_every = 0;
   persistence::journal_actor journal;
+  persistence::reminder_actor reminders;
   event_stream stream;
   counter_model model;
 
@@ -154,12 +156,50 @@ void increment(counter_self self, messages::CounterIncrement cmd, reply_promise 
   });
 }
 
+bool valid_reminder_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+/// Stores a reminder that increments this counter later, then answers the current value. The
+/// reminder's increment carries the key "reminder:<name>", so a redelivery (reminders come at
+/// least once) is recognised as applied.
+reply_promise remind(counter_self self, const messages::CounterRemind& cmd) {
+  auto rp = self->make_response_promise<std::string>();
+  messages::CounterIncrement inc;
+  inc.set_by(cmd.by() == 0 ? 1 : cmd.by());
+  inc.set_key("reminder:" + cmd.name());
+  using namespace std::chrono;
+  auto due_ms =
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count() + cmd.after_ms();
+  auto& st = self->state;
+  with_restored(self, st.journal, st.stream, st.model,
+                [self, rp, name = cmd.name(), due_ms, inc](caf::error err) mutable {
+                  if (err) {
+                    rp.deliver(std::move(err));
+                    return;
+                  }
+                  auto& st = self->state;
+                  self->request(st.reminders, journal_timeout, remind_atom_v,
+                                std::string{counter_kind}, st.id, name, int64_t{due_ms},
+                                messages::CounterIncrement::descriptor()->full_name(),
+                                inc.SerializeAsString())
+                      .await([self, rp](int64_t) mutable { rp.deliver(reply(self->state)); },
+                             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                });
+  return rp;
+}
+
 envelope_handler::behavior_type counter(counter_self self, std::string id, entity_context ctx) {
   auto& st = self->state;
   st.id = std::move(id);
   st.node = ctx.node;
   st.snapshot_every = ctx.snapshot_every;
   st.journal = ctx.journal(counter_domain);
+  st.reminders = ctx.reminder(counter_domain);
   st.stream.name = std::string{counter_kind} + "/" + st.id;
   return {
       guarded(self,
@@ -178,6 +218,18 @@ envelope_handler::behavior_type counter(counter_self self, std::string id, entit
                 if (env.type == messages::CounterGet::descriptor()->full_name())
                   return answer_restored(
                       self, [self]() -> caf::expected<std::string> { return reply(self->state); });
+                if (env.type == messages::CounterRemind::descriptor()->full_name()) {
+                  messages::CounterRemind cmd;
+                  if (!cmd.ParseFromString(env.payload) || cmd.after_ms() < 0 ||
+                      cmd.after_ms() > 86400000 || !valid_reminder_name(cmd.name()))
+                    return make_error(runtime_errc::bad_payload,
+                                      "CounterRemind: after_ms must be 0..86400000 and name "
+                                      "1..64 of A-Z a-z 0-9 . _ -");
+                  if (!self->state.reminders)
+                    return make_error(runtime_errc::unknown_kind,
+                                      "counter: this node has no analytics reminders");
+                  return remind(self, cmd);
+                }
                 if (env.type == messages::CounterBusy::descriptor()->full_name()) {
                   messages::CounterBusy cmd;
                   if (!cmd.ParseFromString(env.payload) || cmd.ms() < 0 || cmd.ms() > 5000)

@@ -104,6 +104,11 @@ size_t test_cluster::add_node() {
   return nodes_.size() - 1;
 }
 
+void test_cluster::set_entities_section(std::string keys) {
+  entities_section_ = std::move(keys);
+  write_conf();
+}
+
 void test_cluster::write_conf() {
   std::ostringstream conf;
   conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\ndebug-endpoints=true\nnodes=[\n";
@@ -112,6 +117,7 @@ void test_cluster::write_conf() {
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
+       << (entities_section_.empty() ? "" : "[chorus.entities]\n" + entities_section_)
        << storage_section(postgres_dsn_)
        << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";

@@ -67,6 +67,13 @@ class test_cluster {
   /// reload. Returns its index.
   size_t add_node();
 
+  /// Sets the keys of the `[chorus.entities]` section ("idle-timeout=300ms\n...") and rewrites
+  /// cluster.conf; call before starting nodes. Empty (the default): no section, defaults apply.
+  void set_entities_section(std::string keys);
+
+  /// The DSN every domain of this cluster uses (its scratch database unless one was given).
+  [[nodiscard]] const std::string& postgres_dsn() const { return postgres_dsn_; }
+
   /// Starts node i (again). Does not wait.
   void start(size_t i);
   void start_all();
@@ -93,6 +100,7 @@ class test_cluster {
   std::unique_ptr<scratch_database> database_;
   std::string postgres_dsn_;
   std::string conf_path_;
+  std::string entities_section_;
   std::vector<node> nodes_;
 };
 

@@ -229,3 +229,20 @@ TEST_CASE("the relay settings default, parse, and are refused out of range namin
   CHECK(error_of(good_with("redis-url=", "relay-poll=0ms\nredis-url=")) ==
         "/etc/chorus/test.conf: chorus.storage.relay-poll: must be positive");
 }
+
+TEST_CASE("reminder-poll defaults to 1s, is read from chorus.entities and must be 1ms..1min") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->entities.reminder_poll == std::chrono::seconds{1});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.entities]\nreminder-poll=250ms\n"
+                        "[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->entities.reminder_poll == std::chrono::milliseconds{250});
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.entities]\nreminder-poll=2min\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.entities.reminder-poll: must be at most 1min");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.entities]\nreminder-poll=0s\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.entities.reminder-poll: must be positive");
+}
