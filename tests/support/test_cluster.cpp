@@ -27,9 +27,10 @@ storage_endpoints real_storage() {
           cfg->storage.redis_port};
 }
 
-std::string storage_section(const std::string& postgres_dsn) {
+std::string storage_section(const std::string& postgres_dsn, const std::string& redis_url) {
   auto s = real_storage();
   if (!postgres_dsn.empty()) s.postgres_dsn = postgres_dsn;
+  if (!redis_url.empty()) s.redis_url = redis_url;
   std::ostringstream out;
   out << "[chorus.storage]\n"
       << "postgres-port=" << s.postgres_port << "\nredis-port=" << s.redis_port << "\n";
@@ -84,8 +85,8 @@ http_reply http_get(uint16_t port, const std::string& path,
   return to_reply(cli.Get(path.c_str(), h));
 }
 
-test_cluster::test_cluster(size_t n, std::string postgres_dsn)
-    : postgres_dsn_(std::move(postgres_dsn)) {
+test_cluster::test_cluster(size_t n, std::string postgres_dsn, std::string redis_url)
+    : postgres_dsn_(std::move(postgres_dsn)), redis_url_(std::move(redis_url)) {
   if (postgres_dsn_.empty()) {
     database_ = std::make_unique<scratch_database>(real_storage().postgres_port);
     postgres_dsn_ = database_->dsn();
@@ -118,7 +119,7 @@ void test_cluster::write_conf() {
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
        << (entities_section_.empty() ? "" : "[chorus.entities]\n" + entities_section_)
-       << storage_section(postgres_dsn_)
+       << storage_section(postgres_dsn_, redis_url_)
        << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";
   // Write then rename, so a node reloading never reads half a file.

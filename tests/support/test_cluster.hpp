@@ -23,8 +23,9 @@ struct storage_endpoints {
 storage_endpoints real_storage();
 
 /// The [chorus.storage] section of a generated cluster.conf pointing at real_storage(), with
-/// every domain's DSN set to `postgres_dsn` when given.
-std::string storage_section(const std::string& postgres_dsn = "");
+/// every domain's DSN set to `postgres_dsn` and the Redis URL to `redis_url` when given.
+std::string storage_section(const std::string& postgres_dsn = "",
+                            const std::string& redis_url = "");
 
 struct http_reply {
   int status = 0;  ///< 0 when the node could not be reached
@@ -47,11 +48,12 @@ double metric_value(const std::string& exposition, const std::string& series);
 
 /// A cluster of real chorus-node processes on free ports, with its own cluster.conf and data
 /// dir in a temp directory, and the real PostgreSQL and Redis. Its journal lives in a database
-/// of its own (dropped afterwards) unless `postgres_dsn` names one. Nodes are killed on
-/// destruction.
+/// of its own (dropped afterwards) unless `postgres_dsn` names one; `redis_url` replaces the
+/// shared Redis. Nodes are killed on destruction.
 class test_cluster {
  public:
-  explicit test_cluster(size_t nodes, std::string postgres_dsn = "");
+  explicit test_cluster(size_t nodes, std::string postgres_dsn = "", std::string redis_url = "");
+
 
   struct node {
     std::string name;
@@ -99,6 +101,7 @@ class test_cluster {
   temp_dir dir_;
   std::unique_ptr<scratch_database> database_;
   std::string postgres_dsn_;
+  std::string redis_url_;
   std::string conf_path_;
   std::string entities_section_;
   std::vector<node> nodes_;

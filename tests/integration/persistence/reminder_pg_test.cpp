@@ -53,7 +53,7 @@ TEST_CASE("a reminder store on a fresh database creates its table before any jou
   CHECK(found->attempts == 0);
 }
 
-TEST_CASE("a due reminder is claimed once with a lease and completed; one not due is left") {
+TEST_CASE("a due reminder is claimed once with a lease and completed, and one not due is left") {
   fresh_reminders r;
   std::string binary{"\0\x01\xff bytes", 9};
   schedule(r.store, "due", now_ms() - 1000, binary);
