@@ -3,6 +3,7 @@
 #include <cctype>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
@@ -19,33 +20,40 @@ namespace chorus::debug {
 namespace {
 
 // Idempotency keys remembered per counter.
-constexpr size_t key_window = 1000;
+constexpr size_t key_window_size = 1000;
 
 // How often an increment that lost a race to another activation is decided again.
 constexpr int max_conflict_retries = 3;
 
+/// The idempotency keys a counter remembers, oldest first. Allocated on the first key: a
+/// default std::deque allocates, and most of a node's million idle counters never see a key.
+struct key_window {
+  std::deque<std::string> order;
+  std::unordered_set<std::string> set;
+};
+
 /// The counter's state as the journal sees it.
 struct counter_model {
   int32_t value = 0;
-  std::deque<std::string> recent_keys;
-  std::unordered_set<std::string> key_set;
+  std::unique_ptr<key_window> keys;
 
   void reset() {
     value = 0;
-    recent_keys.clear();
-    key_set.clear();
+    keys.reset();
   }
 
   [[nodiscard]] bool seen(const std::string& key) const {
-    return !key.empty() && key_set.count(key) > 0;
+    return !key.empty() && keys && keys->set.count(key) > 0;
   }
 
   void remember(const std::string& key) {
-    if (key.empty() || !key_set.insert(key).second) return;
-    recent_keys.push_back(key);
-    if (recent_keys.size() > key_window) {
-      key_set.erase(recent_keys.front());
-      recent_keys.pop_front();
+    if (key.empty()) return;
+    if (!keys) keys = std::make_unique<key_window>();
+    if (!keys->set.insert(key).second) return;
+    keys->order.push_back(key);
+    if (keys->order.size() > key_window_size) {
+      keys->set.erase(keys->order.front());
+      keys->order.pop_front();
     }
   }
 
@@ -72,7 +80,8 @@ struct counter_model {
   [[nodiscard]] std::pair<std::string, std::string> snapshot() const {
     messages::CounterSnapshot snap;
     snap.set_value(value);
-    for (const auto& k : recent_keys) snap.add_recent_keys(k);
+    if (keys)
+      for (const auto& k : keys->order) snap.add_recent_keys(k);
     return {messages::CounterSnapshot::descriptor()->full_name(), snap.SerializeAsString()};
   }
 };
