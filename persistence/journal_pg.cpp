@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <map>
+#include <set>
 #include <utility>
 
 #include <pqxx/pqxx>
@@ -62,6 +63,19 @@ std::string hex(const std::string& bytes) {
 
 // Returns how many migrations this call applied.
 int migrate(pqxx::connection& conn) {
+  // Nothing pending (the usual case): no lock. A node that hangs while holding the lock (SIGSTOP
+  // mid-migration) must not stall every other node's new connections.
+  {
+    pqxx::nontransaction probe{conn};
+    if (probe.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>()) {
+      auto applied = probe.exec("SELECT version FROM schema_migrations");
+      std::set<int> have;
+      for (const auto& row : applied) have.insert(row[0].as<int>());
+      bool pending = false;
+      for (const auto& m : migrations()) pending = pending || have.count(m.version) == 0;
+      if (!pending) return 0;
+    }
+  }
   // Session-level: held until unlocked or the connection closes (also on an exception), across
   // the transactions below. libpqxx allows one transaction object at a time, hence the scopes.
   {
