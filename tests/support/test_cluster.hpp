@@ -54,7 +54,6 @@ class test_cluster {
  public:
   explicit test_cluster(size_t nodes, std::string postgres_dsn = "", std::string redis_url = "");
 
-
   struct node {
     std::string name;
     uint16_t actor_port, http_port, ws_port, metrics_port;
