@@ -9,6 +9,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
+#include <sys/socket.h>
 #include <caf/sec.hpp>
 
 #include "actors/debug/counter_entity.hpp"
@@ -23,6 +24,9 @@ namespace chorus::edge {
 namespace {
 
 constexpr const char* json_type = "application/json";
+
+// Pending connections the kernel keeps for the accept loop (somaxconn caps it).
+constexpr int listen_backlog = 1024;
 
 // Request ids correlate logs; they are not secrets, so a per-thread PRNG is enough.
 std::string new_request_id() {
@@ -154,6 +158,13 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
   srv.set_write_timeout(5, 0);
   srv.set_keep_alive_timeout(5);
   srv.set_payload_max_length(1 << 20);
+  // Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG is
+  // fixed in the .so): a burst of 20 new connections loses SYNs and those clients wait a second
+  // for the retransmit. Remember the socket so that bind() can listen again with a real backlog.
+  srv.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket_ = sock;
+  });
 
   route(http_method::get, "/healthz", "/healthz",
         [](const httplib::Request&, httplib::Response& res, const std::string&) {
@@ -295,6 +306,8 @@ caf::error edge_server::bind() {
     return caf::make_error(caf::sec::cannot_open_port, "http-port " + std::to_string(cfg_.port) +
                                                            " on " + cfg_.host +
                                                            " cannot be bound (in use?)");
+  // Linux lets listen() on a listening socket change its backlog (capped by somaxconn).
+  if (listen_socket_ >= 0) ::listen(listen_socket_, listen_backlog);
   return {};
 }
 

@@ -90,6 +90,7 @@ class edge_server {
   json_log& log_;
   std::unique_ptr<edge_probe> probe_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_socket_ = -1;  ///< the bound socket, once bind() made it
   std::thread thread_;
 };
 

@@ -16,8 +16,13 @@ constexpr std::chrono::milliseconds probe_timeout{1000};
 }  // namespace
 
 node_health::node_health(caf::actor_system& sys, const cluster_config& cfg,
-                         membership_actor membership, entity_registry_actor registry)
-    : sys_(sys), cfg_(cfg), membership_(std::move(membership)), registry_(std::move(registry)) {}
+                         membership_actor membership, entity_registry_actor registry,
+                         const persistence::schema_migrator* schema)
+    : sys_(sys),
+      cfg_(cfg),
+      membership_(std::move(membership)),
+      registry_(std::move(registry)),
+      schema_(schema) {}
 
 caf::expected<messages::NodeStatus> node_health::status() {
   auto bytes = edge::ask<std::string>(sys_, membership_, probe_timeout, status_atom_v);
@@ -49,6 +54,8 @@ messages::ReadyReport node_health::readiness() {
   for (const auto& [dsn, domains] : dsn_domains)
     if (auto err = persistence::probe_postgres(dsn, probe_timeout))
       report.add_missing("postgres (" + domains + "): " + error_detail(err));
+    else if (auto problem = schema_ != nullptr ? schema_->problem(dsn) : std::nullopt)
+      report.add_missing("postgres (" + domains + "): " + *problem);
   if (auto err = persistence::probe_redis(cfg_.storage.redis_url, probe_timeout))
     report.add_missing("redis: " + error_detail(err));
   auto st = status();

@@ -47,6 +47,7 @@
 #include "persistence/reminder_actor.hpp"
 #include "persistence/reminder_pg.hpp"
 #include "persistence/reminder_probe.hpp"
+#include "persistence/schema_migrator.hpp"
 
 namespace {
 
@@ -262,9 +263,25 @@ int main(int argc, char** argv) {
 
   caf::actor_system system{caf_cfg};
 
+  // Entity nodes bring every database's schema up to date at start, in the background and
+  // retrying, so a node starts (and answers 503 for storage-backed requests) while PostgreSQL is
+  // still down; it reports ready once the schema is current.
+  std::unique_ptr<persistence::schema_migrator> schema;
+  if (self->has_role("entity")) {
+    std::set<std::string> dsns;
+    for (const auto& [domain, dsn] : cfg.storage.dsns) dsns.insert(dsn);
+    schema = std::make_unique<persistence::schema_migrator>(
+        std::vector<std::string>{dsns.begin(), dsns.end()});
+    schema->start([&log](const std::string& dsn, const std::string& what, bool error) {
+      if (error)
+        log.error("storage", what, {{"database", database_of(dsn)}});
+      else
+        log.info("storage", what, {{"database", database_of(dsn)}});
+    });
+  }
+
   // One journal actor per distinct database; the domains that share one share the actor. Each
-  // connects lazily and applies pending migrations on its first connection, so a node starts
-  // (and answers 503 for storage-backed requests) while PostgreSQL is still down.
+  // connects lazily (and, like every other connection, applies what is still pending).
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
   std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
   std::vector<persistence::journal_actor> journals;
@@ -365,7 +382,7 @@ int main(int argc, char** argv) {
               "actor-port " + std::to_string(self->actor_port) + " on " + self->host +
                   " cannot be bound (in use?): " + system.render(published.error()));
 
-  node_health health{system, cfg, membership, entity_registry};
+  node_health health{system, cfg, membership, entity_registry, schema.get()};
   edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); },
                            [&] { return health.dead_letters(); }};
   edge::edge_config edge_cfg;

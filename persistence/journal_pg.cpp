@@ -79,8 +79,12 @@ int migrate(pqxx::connection& conn) {
   // Session-level: held until unlocked or the connection closes (also on an exception), across
   // the transactions below. libpqxx allows one transaction object at a time, hence the scopes.
   {
+    // A holder that hangs keeps the lock as long as its connection lives: give up after a while
+    // with an error (the caller retries) instead of waiting for ever.
     pqxx::nontransaction lock{conn};
+    lock.exec("SET lock_timeout = 10000");
     lock.exec_params("SELECT pg_advisory_lock($1)", migration_lock_key);
+    lock.exec("RESET lock_timeout");
   }
   {
     pqxx::work tx{conn};

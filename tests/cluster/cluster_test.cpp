@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -179,4 +182,17 @@ TEST_CASE("an unknown route answers 404 in the one error shape") {
   CHECK(has(
       reply.body,
       R"({"error":{"code":"not_found","message":"GET /v1/nothing-here: no such route","request_id":")"));
+}
+
+TEST_CASE("a burst of 128 clients connecting at once is accepted: none waits for a SYN retry") {
+  test::test_cluster c{1};
+  c.start_all();
+  REQUIRE(test::eventually(20s, [&] { return c.get(0, "/healthz").status == 200; }));
+  // http_get gives up connecting after 1 s, the first SYN retransmit: a dropped SYN shows.
+  std::vector<int> statuses(128);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < statuses.size(); ++i)
+    clients.emplace_back([&, i] { statuses[i] = c.get(0, "/healthz").status; });
+  for (auto& t : clients) t.join();
+  CHECK(std::count(statuses.begin(), statuses.end(), 200) == 128);
 }

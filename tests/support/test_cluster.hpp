@@ -28,8 +28,8 @@ std::string storage_section(const std::string& postgres_dsn = "",
                             const std::string& redis_url = "");
 
 struct http_reply {
-  int status = 0;  ///< 0 when the node could not be reached
-  std::string body;
+  int status = 0;    ///< 0 when the node could not be reached
+  std::string body;  ///< with status 0, why there was no answer
   std::string header(const std::string& name) const;
   std::vector<std::pair<std::string, std::string>> headers;
 };
@@ -85,8 +85,8 @@ class test_cluster {
   /// Whether node i reports `peer` in `state` ("up"/"down").
   bool sees(size_t i, const std::string& peer, const std::string& state);
 
-  /// Waits until every started node runs and sees every other node as up; false when one has
-  /// exited.
+  /// Waits until every started node runs, sees every other node as up and is ready (/readyz);
+  /// false when one has exited.
   bool converged(std::chrono::milliseconds timeout);
 
   http_reply get(size_t i, const std::string& path) { return http_get(at(i).http_port, path); }
