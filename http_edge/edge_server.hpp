@@ -13,14 +13,9 @@
 #include <caf/expected.hpp>
 
 #include "common/json_log.hpp"
+#include "http_edge/edge_api.hpp"
 #include "messages/envelope.hpp"
 #include "messages/node.pb.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace chorus::edge {
 
@@ -54,7 +49,7 @@ struct health_hooks {
 /// GET /statusz (NodeStatus as JSON); with debug endpoints, POST /v1/debug/counters/{id}/increment
 /// and GET /v1/debug/counters/{id}, sent as envelopes to the node's router. Every answer carries
 /// X-Request-Id (echoed or generated); every failure uses the one JSON error shape.
-class edge_server {
+class edge_server final : public edge_api {
  public:
   edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys, envelope_handler router,
               prometheus::Registry& registry, json_log& log);
@@ -71,17 +66,12 @@ class edge_server {
   void stop();
 
  private:
-  using handler = std::function<void(const httplib::Request&, httplib::Response&,
-                                     const std::string& request_id)>;
-  enum class http_method { get, post };
-
-  /// Registers `fn` for `method` and `pattern` (a regex); `route` names it in metrics.
-  void route(http_method method, const std::string& pattern, const std::string& route, handler fn);
-  /// Sends `env` to the router and answers with the reply (rendered as `Reply` JSON) or the
-  /// error's status and body.
-  template <class Reply>
-  void answer_from_entity(entity_envelope env, httplib::Response& res,
-                          const std::string& request_id);
+  // edge_api
+  void route(http_method method, const std::string& pattern, const std::string& name,
+             handler fn) override;
+  caf::expected<std::string> ask_entity(entity_envelope env) override;
+  caf::actor_system& system() override { return sys_; }
+  [[nodiscard]] const edge_config& config() const override { return cfg_; }
 
   edge_config cfg_;
   health_hooks hooks_;

@@ -1,0 +1,64 @@
+#include "http_edge/edge_api.hpp"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <random>
+
+namespace chorus::edge {
+
+// Request ids correlate logs; they are not secrets, so a per-thread PRNG is enough.
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (size_t i = 0; i < id.size(); i += 16) {
+    auto x = rng();
+    for (size_t j = 0; j < 16; ++j, x >>= 4) id[i + j] = hex[x & 0xf];
+  }
+  return id;
+}
+
+std::string to_json(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(msg, &out, opts).ok()) return "{}";
+  return out;
+}
+
+void send_error(httplib::Response& res, const http_error& e, const std::string& message,
+                const std::string& request_id) {
+  res.status = e.status;
+  if (e.retry_after_seconds > 0)
+    res.set_header("Retry-After", std::to_string(e.retry_after_seconds));
+  res.set_content(error_body(e.code, message, request_id), json_type);
+}
+
+void send_error(httplib::Response& res, const caf::error& err, const std::string& request_id) {
+  auto e = to_http(err);
+  // Internal failures are logged with their detail by whoever failed; clients get no internals.
+  send_error(res, e, e.status == 500 ? "internal error" : error_detail(err), request_id);
+}
+
+bool valid_entity_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+entity_envelope envelope_for(const std::string& kind, const std::string& id,
+                             const google::protobuf::Message& msg, const std::string& request_id) {
+  entity_envelope env;
+  env.kind = kind;
+  env.id = id;
+  env.type = msg.GetDescriptor()->full_name();
+  env.payload = msg.SerializeAsString();
+  // The request id becomes the trace id until the tracing work propagates real contexts.
+  env.traceparent = "00-" + request_id.substr(0, 32) + "-0000000000000001-01";
+  return env;
+}
+
+}  // namespace chorus::edge

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <google/protobuf/message.h>
+#include <httplib.h>
+#include <caf/actor_system.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "http_edge/error_table.hpp"
+#include "messages/envelope.hpp"
+#include "messages/errors.hpp"
+
+namespace chorus::edge {
+
+struct edge_config;
+
+inline constexpr const char* json_type = "application/json";
+
+/// A route's handler: the request, the response to fill, the request id (already echoed).
+using handler =
+    std::function<void(const httplib::Request&, httplib::Response&, const std::string& request_id)>;
+
+enum class http_method { get, post, put, patch, del };
+
+/// What a group of routes (debug_routes.cpp, user_routes.cpp, ...) gets from the edge: a way to
+/// register routes (metrics, request ids and the error shape come with it) and to reach
+/// entities. Implemented by edge_server.
+class edge_api {
+ public:
+  virtual ~edge_api() = default;
+
+  /// Registers `fn` for `method` and `pattern` (a regex); `name` is the route in metrics and the
+  /// OpenAPI document, e.g. "/v1/users/{id}".
+  virtual void route(http_method method, const std::string& pattern, const std::string& name,
+                     handler fn) = 0;
+
+  /// Sends `env` to the node's router with the configured deadline and waits for the entity's
+  /// reply bytes (or the error).
+  virtual caf::expected<std::string> ask_entity(entity_envelope env) = 0;
+
+  virtual caf::actor_system& system() = 0;
+  [[nodiscard]] virtual const edge_config& config() const = 0;
+
+  /// ask_entity, then the reply parsed as `Reply` and rendered as JSON, or the error's status
+  /// and body.
+  template <class Reply>
+  void answer_from_entity(entity_envelope env, httplib::Response& res,
+                          const std::string& request_id);
+};
+
+/// Protobuf message -> JSON with the .proto field names and every field present.
+std::string to_json(const google::protobuf::Message& msg);
+
+/// Fills `res` with the one error shape.
+void send_error(httplib::Response& res, const http_error& e, const std::string& message,
+                const std::string& request_id);
+/// Fills `res` from an error value through the one table; internals are not shown to clients.
+void send_error(httplib::Response& res, const caf::error& err, const std::string& request_id);
+
+/// Entity ids in paths: 1..128 of [A-Za-z0-9._-].
+bool valid_entity_id(const std::string& id);
+
+/// 32 random hex characters (request ids, edge-made idempotency keys; not secrets).
+std::string new_request_id();
+
+/// An envelope for entity (kind, id) carrying `msg`; the request id becomes the trace id.
+entity_envelope envelope_for(const std::string& kind, const std::string& id,
+                             const google::protobuf::Message& msg, const std::string& request_id);
+
+template <class Reply>
+void edge_api::answer_from_entity(entity_envelope env, httplib::Response& res,
+                                  const std::string& request_id) {
+  auto bytes = ask_entity(std::move(env));
+  if (!bytes) return send_error(res, bytes.error(), request_id);
+  Reply reply;
+  if (!reply.ParseFromString(*bytes))
+    return send_error(res, make_error(runtime_errc::bad_payload, "unreadable entity reply"),
+                      request_id);
+  res.set_content(to_json(reply), json_type);
+}
+
+// The route groups; each registers its routes on `api`.
+struct health_hooks;
+void add_debug_routes(edge_api& api, const health_hooks& hooks);
+
+}  // namespace chorus::edge
