@@ -6,7 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/message.h>
 #include <caf/error.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "messages/journal_types.hpp"
 #include "persistence/errc.hpp"
@@ -143,6 +145,63 @@ void persist(Self* self, const persistence::journal_actor& journal, event_stream
                       then(std::move(load_err));
                     });
           });
+}
+
+/// The event that records `msg` (its full protobuf type name and bytes, no metadata).
+inline new_event event_of(const google::protobuf::Message& msg) {
+  return new_event{msg.GetDescriptor()->full_name(), msg.SerializeAsString(), "{}"};
+}
+
+/// How often a command that lost a race to another activation is decided again.
+inline constexpr int max_decide_attempts = 4;
+
+/// Runs one command against the restored state and answers `rp`: `decide(model)` returns the
+/// events the command causes (or an error, answered as is); once they are committed (at once
+/// when there are none) `reply(model)` makes the answer. A command that lost the race for its
+/// version to another activation is decided again against the caught-up state (up to
+/// max_decide_attempts times, then the conflict is the answer).
+///   decide: caf::expected<std::vector<new_event>>(Model&)
+///   reply:  caf::expected<std::string>(const Model&)
+template <class Self, class Model, class Decide, class Reply>
+void execute(Self* self, const persistence::journal_actor& journal, event_stream& s, Model& model,
+             int64_t snapshot_every, Decide decide, Reply reply,
+             caf::typed_response_promise<std::string> rp, int attempt = 1) {
+  auto answer = [rp](caf::expected<std::string> out) mutable {
+    if (out)
+      rp.deliver(std::move(*out));
+    else
+      rp.deliver(std::move(out.error()));
+  };
+  with_restored(self, journal, s, model, [=, &s, &model](caf::error err) mutable {
+    if (err) {
+      rp.deliver(std::move(err));
+      return;
+    }
+    auto events = decide(model);
+    if (!events) {
+      rp.deliver(std::move(events.error()));
+      return;
+    }
+    if (events->empty()) {
+      answer(reply(model));
+      return;
+    }
+    persist(self, journal, s, model, std::move(*events), snapshot_every,
+            [=, &s, &model](caf::error err) mutable {
+              if (!err) {
+                answer(reply(model));
+                return;
+              }
+              bool conflict =
+                  err.category() == persistence::errc_category &&
+                  err.code() == static_cast<uint8_t>(persistence::errc::version_conflict);
+              if (conflict && attempt < max_decide_attempts) {
+                execute(self, journal, s, model, snapshot_every, decide, reply, rp, attempt + 1);
+                return;
+              }
+              rp.deliver(std::move(err));
+            });
+  });
 }
 
 }  // namespace chorus

@@ -24,6 +24,7 @@ find_package(Protobuf REQUIRED)
 
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 # cpp-httplib is a compiled library whose class layout depends on the defines in its .pc file.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(prometheus-cpp CONFIG REQUIRED)

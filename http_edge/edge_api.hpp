@@ -41,6 +41,11 @@ class edge_api {
   /// reply bytes (or the error).
   virtual caf::expected<std::string> ask_entity(entity_envelope env) = 0;
 
+  /// Like ask_entity, but to a node-local service that speaks envelopes (e.g. a read-model
+  /// query actor) instead of through the router.
+  virtual caf::expected<std::string> ask_service(const envelope_handler& service,
+                                                 entity_envelope env) = 0;
+
   virtual caf::actor_system& system() = 0;
   [[nodiscard]] virtual const edge_config& config() const = 0;
 

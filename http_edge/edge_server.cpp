@@ -105,6 +105,16 @@ caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
   return ask<std::string>(sys_, router_, cfg_.entity_timeout, std::move(env));
 }
 
+caf::expected<std::string> edge_server::ask_service(const envelope_handler& service,
+                                                    entity_envelope env) {
+  if (!service) return make_error(runtime_errc::no_owner, "this node does not run that service");
+  using namespace std::chrono;
+  env.deadline_ms =
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch() + cfg_.entity_timeout)
+          .count();
+  return ask<std::string>(sys_, service, cfg_.entity_timeout, std::move(env));
+}
+
 void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
                         handler fn) {
   auto wrapped = [this, name, fn = std::move(fn)](const httplib::Request& req,

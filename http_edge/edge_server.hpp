@@ -65,11 +65,16 @@ class edge_server final : public edge_api {
   /// Stops serving and joins the thread. Idempotent.
   void stop();
 
+  /// Lets `group` register its routes (user_routes.hpp, ...). Call before start().
+  void add_routes(const std::function<void(edge_api&)>& group) { group(*this); }
+
  private:
   // edge_api
   void route(http_method method, const std::string& pattern, const std::string& name,
              handler fn) override;
   caf::expected<std::string> ask_entity(entity_envelope env) override;
+  caf::expected<std::string> ask_service(const envelope_handler& service,
+                                         entity_envelope env) override;
   caf::actor_system& system() override { return sys_; }
   [[nodiscard]] const edge_config& config() const override { return cfg_; }
 

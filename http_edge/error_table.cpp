@@ -58,6 +58,32 @@ http_error to_http(const caf::error& err) {
         break;
     }
   }
+  if (err.category() == domain_category) {
+    switch (static_cast<domain_errc>(err.code())) {
+      case domain_errc::validation:
+        return {422, "validation", 0};
+      case domain_errc::unauthenticated:
+        return {401, "unauthenticated", 0};
+      case domain_errc::forbidden:
+        return {403, "forbidden", 0};
+      case domain_errc::not_found:
+        return {404, "not_found", 0};
+      case domain_errc::conflict:
+        return {409, "conflict", 0};
+      case domain_errc::invalid_credentials:
+        return {401, "invalid_credentials", 0};
+      case domain_errc::username_taken:
+        return {409, "username_taken", 0};
+      case domain_errc::email_taken:
+        return {409, "email_taken", 0};
+      case domain_errc::weak_password:
+        return {422, "weak_password", 0};
+      case domain_errc::too_many_attempts:
+        return {429, "too_many_attempts", 60};
+      default:
+        break;
+    }
+  }
   return {500, "internal", 0};
 }
 

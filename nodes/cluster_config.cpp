@@ -1,6 +1,7 @@
 #include "nodes/cluster_config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -245,6 +246,28 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
       return er.fail("reminder-poll", "must be at most 1min");
   }
   if (!error.empty() || !r.boolean("debug-endpoints", out.debug_endpoints)) return false;
+
+  if (auto* u = r.dict("users", false)) {
+    section_reader ur{*u, "chorus.users", error};
+    if (auto* admins = ur.list("admins", false)) {
+      for (const auto& a : *admins) {
+        auto* name = caf::get_if<std::string>(&a);
+        if (name == nullptr || name->empty())
+          return ur.fail("admins", "expected a list of usernames, got " + caf::to_string(a));
+        std::string lower;
+        for (unsigned char c : *name) lower += static_cast<char>(std::tolower(c));
+        out.users.admins.push_back(lower);
+      }
+    }
+    ur.boolean("artist-approval", out.users.artist_approval);
+    ur.duration("session-idle", out.users.session_idle);
+    ur.duration("session-max", out.users.session_max);
+    ur.string("common-passwords", out.users.common_passwords, false);
+    if (!ur.finish()) return false;
+    if (out.users.session_idle > out.users.session_max)
+      return ur.fail("session-idle", "must not be longer than session-max");
+  }
+  if (!error.empty()) return false;
 
   auto* storage = r.dict("storage", true);
   if (storage == nullptr) return false;

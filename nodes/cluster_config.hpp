@@ -63,6 +63,20 @@ struct entities_spec {
   std::chrono::milliseconds reminder_poll{1000};   ///< how often due reminders are claimed
 };
 
+/// `chorus.users`: accounts and sessions.
+struct users_spec {
+  /// Usernames that get the admin role.
+  std::vector<std::string> admins;
+  /// Whether POST /v1/me/artist waits for an admin's approval.
+  bool artist_approval = false;
+  /// A session ends after this long without use...
+  std::chrono::milliseconds session_idle{std::chrono::hours{24 * 14}};
+  /// ...and this long after login regardless.
+  std::chrono::milliseconds session_max{std::chrono::hours{24 * 90}};
+  /// The list of common passwords refused at registration (one per line).
+  std::string common_passwords = "/usr/share/john/password.lst";
+};
+
 /// The whole of cluster.conf's `chorus` section, validated. Immutable once loaded; every
 /// component receives the part it needs by const reference.
 struct cluster_config {
@@ -72,6 +86,7 @@ struct cluster_config {
   membership_spec membership;
   entities_spec entities;
   storage_spec storage;
+  users_spec users;
   bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;
 

@@ -23,9 +23,12 @@
 #include <caf/send.hpp>
 
 #include "actors/debug/counter_entity.hpp"
+#include "actors/users/follows_query.hpp"
+#include "actors/users/users.hpp"
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_server.hpp"
+#include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
 #include "nodes/entity_probe.hpp"
@@ -38,11 +41,13 @@
 #include "nodes/version.hpp"
 #include "persistence/counter_totals_projection.hpp"
 #include "persistence/event_feed.hpp"
+#include "persistence/follows.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
 #include "persistence/outbox_relay.hpp"
 #include "persistence/projection.hpp"
+#include "persistence/rate_limiter.hpp"
 #include "persistence/redis_client.hpp"
 #include "persistence/reminder_actor.hpp"
 #include "persistence/reminder_pg.hpp"
@@ -260,6 +265,10 @@ int main(int argc, char** argv) {
   // The entity kinds this node hosts; the domains add theirs here.
   entity_kinds kinds;
   if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
+  kinds.emplace(users::user_kind, users::user_factory());
+  kinds.emplace(users::session_kind, users::session_factory());
+  kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
+  kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
 
   caf::actor_system system{caf_cfg};
 
@@ -348,17 +357,21 @@ int main(int argc, char** argv) {
       relays.push_back(std::make_unique<persistence::outbox_relay>(rc, relay_redis));
       relays.back()->start();
     }
-    if (cfg.debug_endpoints) {
+    // Each projection runs where its domain's events are.
+    auto project = [&](const std::string& domain, persistence::projection p) {
       persistence::projector_config pc;
-      pc.dsn = cfg.storage.dsns.at(debug::counter_domain);
+      pc.dsn = cfg.storage.dsns.at(domain);
       pc.stream = persistence::feed_stream_name(database_of(pc.dsn));
       pc.consumer = self->name.str();
       pc.batch = cfg.storage.relay_batch;
       pc.poll = cfg.storage.relay_poll;
-      projectors.push_back(std::make_unique<persistence::projector>(
-          pc, persistence::counter_totals_projection(), redis_for(1)));
+      projectors.push_back(
+          std::make_unique<persistence::projector>(pc, std::move(p), redis_for(1)));
       projectors.back()->start();
-    }
+    };
+    project(users::user_domain, persistence::follows_projection());
+    if (cfg.debug_endpoints)
+      project(debug::counter_domain, persistence::counter_totals_projection());
   }
 
   registry_limits limits;
@@ -390,6 +403,32 @@ int main(int argc, char** argv) {
   edge_cfg.port = self->http_port;
   edge_cfg.debug_endpoints = cfg.debug_endpoints;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, router, *registry, log};
+  {
+    edge::user_routes_config uc;
+    uc.admins = {cfg.users.admins.begin(), cfg.users.admins.end()};
+    uc.artist_approval = cfg.users.artist_approval;
+    uc.session_idle = cfg.users.session_idle;
+    uc.session_max = cfg.users.session_max;
+    auto common = users::load_common_passwords(cfg.users.common_passwords);
+    if (!common)
+      fail_fast(log, 2,
+                cfg.path + ": chorus.users.common-passwords: " + error_detail(common.error()) +
+                    " (install Debian's john-data)");
+    uc.passwords.common = std::move(*common);
+    persistence::redis_client_config rc;
+    rc.url = cfg.storage.redis_url;
+    rc.pool_size = 4;
+    auto limiter_redis = persistence::redis_client::make(rc);
+    if (!limiter_redis)
+      fail_fast(log, 2,
+                cfg.path + ": chorus.storage.redis-url: " + error_detail(limiter_redis.error()));
+    persistence::rate_limiter_config lc;
+    // Clusters sharing one Redis keep their limits apart.
+    lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
+    uc.limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
+    uc.follows = users::spawn_follows_query(system, cfg.storage.dsns.at(users::user_domain));
+    edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
+  }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();
   exposer->RegisterCollectable(registry);

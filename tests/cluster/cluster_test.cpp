@@ -56,7 +56,7 @@ TEST_CASE("three nodes started as separate processes each report the other two a
     auto st = c.status(i);
     REQUIRE(st);
     CHECK(st->node() == c.at(i).name);
-    CHECK(st->cluster() == "test");
+    CHECK(st->cluster() == c.name());
     CHECK(st->peers_up() == 2);
     CHECK(st->peers_size() == 2);
     CHECK(st->pid() == static_cast<uint32_t>(c.at(i).process->pid()));

@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
+#include <random>
+
 #include <httplib.h>
 
 #include "nodes/cluster_config.hpp"
@@ -66,6 +68,22 @@ http_reply http_post(uint16_t port, const std::string& path, const std::string& 
   return to_reply(cli.Post(path.c_str(), h, body, "application/json"));
 }
 
+http_reply http_call(uint16_t port, const std::string& method, const std::string& path,
+                     const std::string& body,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     const std::string& content_type) {
+  httplib::Client cli{"127.0.0.1", port};
+  cli.set_connection_timeout(1, 0);
+  cli.set_read_timeout(10, 0);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  for (const auto& [k, v] : headers) req.headers.emplace(k, v);
+  if (!content_type.empty()) req.headers.emplace("Content-Type", content_type);
+  req.body = body;
+  return to_reply(cli.send(req));
+}
+
 double metric_value(const std::string& exposition, const std::string& series) {
   auto pos = exposition.find("\n" + series + " ");
   if (pos == std::string::npos) return 0;
@@ -95,6 +113,8 @@ test_cluster::test_cluster(size_t n, std::string postgres_dsn, std::string redis
     postgres_dsn_ = database_->dsn();
   }
   conf_path_ = dir_.path() + "/cluster.conf";
+  // A name of its own: cluster-wide state in the shared Redis (rate limits) is kept per cluster.
+  name_ = "test-" + std::to_string(std::random_device{}() % 100000000);
   for (size_t i = 0; i < n; ++i)
     nodes_.push_back(node{"n" + std::to_string(i + 1), free_port(), free_port(), free_port(),
                           free_port(), nullptr});
@@ -109,20 +129,28 @@ size_t test_cluster::add_node() {
 }
 
 void test_cluster::set_entities_section(std::string keys) {
-  entities_section_ = std::move(keys);
+  set_section("chorus.entities", std::move(keys));
+}
+
+void test_cluster::set_section(const std::string& name, std::string keys) {
+  if (keys.empty())
+    sections_.erase(name);
+  else
+    sections_[name] = std::move(keys);
   write_conf();
 }
 
 void test_cluster::write_conf() {
   std::ostringstream conf;
-  conf << "[chorus]\ncluster-name=\"test\"\ndata-dir=\"data\"\ndebug-endpoints=true\nnodes=[\n";
+  conf << "[chorus]\ncluster-name=\"" << name_
+       << "\"\ndata-dir=\"data\"\ndebug-endpoints=true\nnodes=[\n";
   for (const auto& nd : nodes_)
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
-  conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n"
-       << (entities_section_.empty() ? "" : "[chorus.entities]\n" + entities_section_)
-       << storage_section(postgres_dsn_, redis_url_)
+  conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n";
+  for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
+  conf << storage_section(postgres_dsn_, redis_url_)
        << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";
   // Write then rename, so a node reloading never reads half a file.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,13 @@ http_reply http_get(uint16_t port, const std::string& path,
 http_reply http_post(uint16_t port, const std::string& path, const std::string& body = "",
                      const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+/// Any method ("GET", "POST", "PATCH", "PUT", "DELETE") with an optional body of
+/// `content_type` (none when empty).
+http_reply http_call(uint16_t port, const std::string& method, const std::string& path,
+                     const std::string& body = "",
+                     const std::vector<std::pair<std::string, std::string>>& headers = {},
+                     const std::string& content_type = "application/json");
+
 /// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page; 0 when
 /// absent.
 double metric_value(const std::string& exposition, const std::string& series);
@@ -62,6 +70,8 @@ class test_cluster {
 
   [[nodiscard]] size_t size() const { return nodes_.size(); }
   [[nodiscard]] const std::string& conf_path() const { return conf_path_; }
+  /// The cluster-name of its cluster.conf ("test-<random>").
+  [[nodiscard]] const std::string& name() const { return name_; }
   node& at(size_t i) { return nodes_.at(i); }
 
   /// Adds a node with free ports and rewrites cluster.conf; start it and SIGHUP the others to
@@ -71,6 +81,9 @@ class test_cluster {
   /// Sets the keys of the `[chorus.entities]` section ("idle-timeout=300ms\n...") and rewrites
   /// cluster.conf; call before starting nodes. Empty (the default): no section, defaults apply.
   void set_entities_section(std::string keys);
+
+  /// Sets the keys of section `name` (e.g. "chorus.users") like set_entities_section.
+  void set_section(const std::string& name, std::string keys);
 
   /// The DSN every domain of this cluster uses (its scratch database unless one was given).
   [[nodiscard]] const std::string& postgres_dsn() const { return postgres_dsn_; }
@@ -102,7 +115,8 @@ class test_cluster {
   std::string postgres_dsn_;
   std::string redis_url_;
   std::string conf_path_;
-  std::string entities_section_;
+  std::string name_;
+  std::map<std::string, std::string> sections_;
   std::vector<node> nodes_;
 };
 

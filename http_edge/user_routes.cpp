@@ -1,0 +1,502 @@
+#include "http_edge/user_routes.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <string_view>
+#include <variant>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "actors/users/users.hpp"
+#include "common/clock.hpp"
+#include "messages/errors.hpp"
+#include "messages/sessions.pb.h"
+#include "messages/users.pb.h"
+#include "persistence/rate_limiter.hpp"
+#include "persistence/sha256.hpp"
+
+// The user domain's REST routes. Each handler runs on a cpp-httplib worker thread and talks to
+// entities through the router (edge_api::ask_entity); password hashing runs here too, off the
+// actor threads. Registration is a small saga over three entities: claim the username, claim the
+// email address, create the account; a failure releases what was claimed.
+
+namespace chorus::edge {
+
+namespace {
+
+using google::protobuf::Struct;
+using google::protobuf::Value;
+using config_ptr = std::shared_ptr<const user_routes_config>;
+
+// Login attempts: per client address, and per (account, address) pair. An attacker elsewhere
+// cannot use up the second limit of the real user's address, so nobody is locked out.
+const persistence::gcra_limit login_per_ip{30, std::chrono::minutes{1}, 30};
+const persistence::gcra_limit login_per_account_ip{10, std::chrono::minutes{5}, 10};
+// Registrations per client address.
+const persistence::gcra_limit register_per_ip{10, std::chrono::hours{1}, 10};
+
+// ---- JSON bodies ----
+
+/// A refused body: the HTTP answer and why.
+struct refusal {
+  http_error error;
+  std::string message;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+size_t utf8_length(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+/// The body as a JSON object with no keys but `allowed`.
+std::variant<Struct, refusal> json_object(const httplib::Request& req,
+                                          std::initializer_list<std::string_view> allowed) {
+  auto type = req.get_header_value("Content-Type");
+  if (lower(type.substr(0, type.find(';'))) != "application/json")
+    return refusal{{415, "unsupported_media_type", 0}, "send Content-Type: application/json"};
+  Struct out;
+  if (!google::protobuf::util::JsonStringToMessage(req.body, &out).ok())
+    return refusal{{400, "malformed_json", 0}, "the body is not a JSON object"};
+  for (const auto& [key, value] : out.fields())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return refusal{{422, "validation", 0}, "unknown field " + key};
+  return out;
+}
+
+/// A string field: nothing when absent; a refusal when of another type or length.
+std::variant<std::optional<std::string>, refusal> string_field(const Struct& o, const char* key,
+                                                               size_t min, size_t max) {
+  auto it = o.fields().find(key);
+  if (it == o.fields().end()) return std::optional<std::string>{};
+  if (it->second.kind_case() != Value::kStringValue)
+    return refusal{{422, "validation", 0}, std::string{key} + " must be a string"};
+  const auto& s = it->second.string_value();
+  auto n = utf8_length(s);
+  if (n < min || n > max)
+    return refusal{{422, "validation", 0},
+                   std::string{key} + " must be " + std::to_string(min) + ".." +
+                       std::to_string(max) + " characters"};
+  return std::optional<std::string>{s};
+}
+
+// ---- names ----
+
+bool valid_username(const std::string& s) {
+  if (s.size() < 3 || s.size() > 32 || !std::isalnum(static_cast<unsigned char>(s[0])))
+    return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+bool valid_email(const std::string& s) {
+  auto at = s.find('@');
+  if (s.size() > 254 || at == std::string::npos || at == 0 || at > 64 ||
+      s.find('@', at + 1) != std::string::npos)
+    return false;
+  auto domain = s.substr(at + 1);
+  auto dot = domain.find('.');
+  if (dot == std::string::npos || dot == 0 || domain.back() == '.') return false;
+  return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
+}
+
+std::string email_key(const std::string& email) {
+  return persistence::sha256_hex(lower(email));
+}
+
+// ---- entities ----
+
+template <class Reply>
+caf::expected<Reply> ask(edge_api& api, const std::string& kind, const std::string& id,
+                         const google::protobuf::Message& msg, const std::string& rid) {
+  auto bytes = api.ask_entity(envelope_for(kind, id, msg, rid));
+  if (!bytes) return bytes.error();
+  Reply out;
+  if (!out.ParseFromString(*bytes))
+    return make_error(runtime_errc::bad_payload, "unreadable " + Reply::descriptor()->name());
+  return out;
+}
+
+bool is_admin(const user_routes_config& cfg, const std::string& username) {
+  return cfg.admins.count(lower(username)) > 0;
+}
+
+template <class WithRoles>
+void add_admin(const user_routes_config& cfg, WithRoles& x) {
+  if (is_admin(cfg, x.username())) x.add_roles("admin");
+}
+
+/// The session behind `Authorization: Bearer <token>`.
+caf::expected<messages::SessionInfo> authenticate(edge_api& api, const httplib::Request& req,
+                                                  const std::string& rid) {
+  auto header = req.get_header_value("Authorization");
+  constexpr std::string_view scheme = "Bearer ";
+  if (header.empty())
+    return make_error(domain_errc::unauthenticated, "sign in and send Authorization: Bearer");
+  if (header.size() <= scheme.size() || lower(header.substr(0, scheme.size())) != "bearer " ||
+      !users::well_formed_token(header.substr(scheme.size())))
+    return make_error(domain_errc::unauthenticated, "the session token is malformed");
+  return ask<messages::SessionInfo>(api, users::session_kind,
+                                    persistence::sha256_hex(header.substr(scheme.size())),
+                                    messages::SessionCheck{}, rid);
+}
+
+/// Takes `key` of `kind` ("username"/"email") for `owner`. A claim left behind by a
+/// registration that never made its account (a crash between the steps) is taken over.
+caf::error claim(edge_api& api, const char* kind, const std::string& key, const std::string& owner,
+                 const std::string& rid) {
+  messages::ClaimTake take;
+  take.set_owner(owner);
+  auto taken = ask<messages::ClaimState>(api, kind, key, take, rid);
+  if (taken || !is(taken.error(), domain_errc::conflict))
+    return taken ? caf::error{} : taken.error();
+  auto holder = ask<messages::ClaimState>(api, kind, key, messages::ClaimGet{}, rid);
+  if (!holder) return holder.error();
+  auto account =
+      ask<messages::UserProfile>(api, users::user_kind, holder->owner(), messages::UserGet{}, rid);
+  if (account || !is(account.error(), domain_errc::not_found)) return taken.error();
+  take.set_replace(holder->owner());
+  auto retaken = ask<messages::ClaimState>(api, kind, key, take, rid);
+  return retaken ? caf::error{} : retaken.error();
+}
+
+void release(edge_api& api, const char* kind, const std::string& key, const std::string& owner,
+             const std::string& rid) {
+  messages::ClaimRelease r;
+  r.set_owner(owner);
+  // Best effort: a claim left behind is taken over by the next registration of the name.
+  (void)ask<messages::ClaimState>(api, kind, key, r, rid);
+}
+
+// ---- answers ----
+
+void send_refusal(httplib::Response& res, const refusal& r, const std::string& rid) {
+  send_error(res, r.error, r.message, rid);
+}
+
+void send_auth_error(httplib::Response& res, const caf::error& err, const std::string& rid) {
+  if (is(err, domain_errc::unauthenticated)) res.set_header("WWW-Authenticate", "Bearer");
+  send_error(res, err, rid);
+}
+
+/// Counts a login or registration attempt; false (and a 429 sent) when over a limit.
+bool admit(const user_routes_config& cfg, httplib::Response& res, const std::string& rid,
+           std::initializer_list<std::pair<std::string, const persistence::gcra_limit*>> keys) {
+  for (const auto& [key, limit] : keys) {
+    auto d = cfg.limiter->check(key, *limit);
+    if (d.allowed) continue;
+    auto secs = std::max<int64_t>(
+        1, static_cast<int64_t>(std::ceil(std::chrono::duration<double>(d.retry_after).count())));
+    send_error(res, {429, "too_many_attempts", static_cast<int>(secs)},
+               "too many attempts; try again later", rid);
+    return false;
+  }
+  return true;
+}
+
+void register_route(edge_api& api, const config_ptr& cfg) {
+  api.route(
+      http_method::post, "/v1/auth/register", "/v1/auth/register",
+      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        auto body = json_object(req, {"username", "email", "password"});
+        if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
+        const auto& o = std::get<Struct>(body);
+        std::string fields[3];
+        const char* names[3] = {"username", "email", "password"};
+        for (int i = 0; i < 3; ++i) {
+          auto f = string_field(o, names[i], 0, i == 2 ? 1024 : 254);
+          if (auto* r = std::get_if<refusal>(&f)) return send_refusal(res, *r, rid);
+          auto& v = std::get<std::optional<std::string>>(f);
+          if (!v)
+            return send_error(res, {422, "validation", 0}, std::string{names[i]} + " is required",
+                              rid);
+          fields[i] = *v;
+        }
+        auto& [username, email, password] = fields;
+        if (!valid_username(username))
+          return send_error(res, {422, "validation", 0},
+                            "username must be 3..32 of A-Z a-z 0-9 _ . - starting with a "
+                            "letter or digit",
+                            rid);
+        if (!valid_email(email))
+          return send_error(res, {422, "validation", 0}, "email is not an address", rid);
+        if (auto err = users::check_password(cfg->passwords, password, username))
+          return send_error(res, err, rid);
+        if (!admit(*cfg, res, rid, {{"register:ip:" + req.remote_addr, &register_per_ip}})) return;
+        auto hash = users::hash_password(password);
+        if (!hash) return send_error(res, hash.error(), rid);
+        auto id = users::new_user_id();
+        auto name_key = lower(username), mail_key = email_key(email);
+        if (auto err = claim(api, users::username_kind, name_key, id, rid)) {
+          if (is(err, domain_errc::conflict))
+            err = make_error(domain_errc::username_taken, "username is taken");
+          return send_error(res, err, rid);
+        }
+        if (auto err = claim(api, users::email_kind, mail_key, id, rid)) {
+          release(api, users::username_kind, name_key, id, rid);
+          if (is(err, domain_errc::conflict))
+            err = make_error(domain_errc::email_taken, "an account with this email exists already");
+          return send_error(res, err, rid);
+        }
+        messages::UserCreate create;
+        create.set_username(username);
+        create.set_email(email);
+        create.set_password_hash(*hash);
+        auto me = ask<messages::Me>(api, users::user_kind, id, create, rid);
+        if (!me) {
+          release(api, users::email_kind, mail_key, id, rid);
+          release(api, users::username_kind, name_key, id, rid);
+          return send_error(res, me.error(), rid);
+        }
+        add_admin(*cfg, *me);
+        res.status = 201;
+        res.set_header("Location", "/v1/users/" + id);
+        res.set_content(to_json(*me), json_type);
+      });
+}
+
+void login_routes(edge_api& api, const config_ptr& cfg) {
+  api.route(
+      http_method::post, "/v1/auth/login", "/v1/auth/login",
+      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        auto body = json_object(req, {"username", "email", "password"});
+        if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
+        const auto& o = std::get<Struct>(body);
+        auto user_f = string_field(o, "username", 1, 254);
+        auto email_f = string_field(o, "email", 1, 254);
+        auto pass_f = string_field(o, "password", 1, 1024);
+        for (auto* f : {&user_f, &email_f, &pass_f})
+          if (auto* r = std::get_if<refusal>(f)) return send_refusal(res, *r, rid);
+        auto username = std::get<std::optional<std::string>>(user_f);
+        auto email = std::get<std::optional<std::string>>(email_f);
+        auto password = std::get<std::optional<std::string>>(pass_f);
+        if (!password || username.has_value() == email.has_value())
+          return send_error(res, {422, "validation", 0},
+                            "send password and one of username or email", rid);
+        auto account = username ? "u:" + lower(*username) : "e:" + email_key(*email);
+        if (!admit(*cfg, res, rid,
+                   {{"login:ip:" + req.remote_addr, &login_per_ip},
+                    {"login:acct:" + account + ":" + req.remote_addr, &login_per_account_ip}}))
+          return;
+        auto holder = username
+                          ? ask<messages::ClaimState>(api, users::username_kind, lower(*username),
+                                                      messages::ClaimGet{}, rid)
+                          : ask<messages::ClaimState>(api, users::email_kind, email_key(*email),
+                                                      messages::ClaimGet{}, rid);
+        if (!holder) return send_error(res, holder.error(), rid);
+        messages::UserCredentials creds;
+        if (!holder->owner().empty()) {
+          auto found = ask<messages::UserCredentials>(api, users::user_kind, holder->owner(),
+                                                      messages::UserGetCredentials{}, rid);
+          if (found)
+            creds = std::move(*found);
+          else if (!is(found.error(), domain_errc::not_found))
+            return send_error(res, found.error(), rid);
+        }
+        // Checked against a decoy hash when there is no account: same time, same answer.
+        if (!users::verify_password(creds.password_hash(), *password))
+          return send_error(
+              res,
+              make_error(domain_errc::invalid_credentials, "wrong username, email or password"),
+              rid);
+        // A login while signed in ends the old session: one token per login, never reused.
+        if (auto old = authenticate(api, req, rid)) {
+          auto header = req.get_header_value("Authorization");
+          (void)ask<messages::SessionInfo>(api, users::session_kind,
+                                           persistence::sha256_hex(header.substr(7)),
+                                           messages::SessionClose{}, rid);
+        }
+        auto token = users::new_session_token();
+        messages::SessionOpen open;
+        open.set_user_id(creds.id());
+        open.set_username(creds.username());
+        for (const auto& r : creds.roles()) open.add_roles(r);
+        if (is_admin(*cfg, creds.username())) open.add_roles("admin");
+        open.set_idle_ms(cfg->session_idle.count());
+        open.set_max_ms(cfg->session_max.count());
+        auto session = ask<messages::SessionInfo>(api, users::session_kind,
+                                                  persistence::sha256_hex(token), open, rid);
+        if (!session) return send_error(res, session.error(), rid);
+        auto me =
+            ask<messages::Me>(api, users::user_kind, creds.id(), messages::UserGetPrivate{}, rid);
+        if (!me) return send_error(res, me.error(), rid);
+        add_admin(*cfg, *me);
+        messages::LoginResult out;
+        out.set_token(token);
+        out.set_expires_at(rfc3339(session->expires_at_ms()));
+        *out.mutable_user() = std::move(*me);
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(to_json(out), json_type);
+      });
+  api.route(http_method::post, "/v1/auth/logout", "/v1/auth/logout",
+            [&api](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+              auto who = authenticate(api, req, rid);
+              if (!who) return send_auth_error(res, who.error(), rid);
+              auto header = req.get_header_value("Authorization");
+              auto closed = ask<messages::SessionInfo>(api, users::session_kind,
+                                                       persistence::sha256_hex(header.substr(7)),
+                                                       messages::SessionClose{}, rid);
+              if (!closed) return send_auth_error(res, closed.error(), rid);
+              res.status = 204;
+            });
+}
+
+void me_routes(edge_api& api, const config_ptr& cfg) {
+  // Runs `cmd` on the signed-in user's entity and answers Me.
+  auto on_me = [&api, cfg](const httplib::Request& req, httplib::Response& res,
+                           const std::string& rid, const google::protobuf::Message& cmd) {
+    auto who = authenticate(api, req, rid);
+    if (!who) return send_auth_error(res, who.error(), rid);
+    auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+    if (!me) return send_error(res, me.error(), rid);
+    add_admin(*cfg, *me);
+    res.set_content(to_json(*me), json_type);
+  };
+  api.route(http_method::get, "/v1/me", "/v1/me",
+            [on_me](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+              on_me(req, res, rid, messages::UserGetPrivate{});
+            });
+  api.route(
+      http_method::patch, "/v1/me", "/v1/me",
+      [on_me, &api](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        // Authentication first: an anonymous caller learns nothing about the body rules.
+        if (auto who = authenticate(api, req, rid); !who)
+          return send_auth_error(res, who.error(), rid);
+        auto body = json_object(req, {"display_name", "bio"});
+        if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
+        const auto& o = std::get<Struct>(body);
+        auto name = string_field(o, "display_name", 0, 64);
+        auto bio = string_field(o, "bio", 0, 1000);
+        for (auto* f : {&name, &bio})
+          if (auto* r = std::get_if<refusal>(f)) return send_refusal(res, *r, rid);
+        messages::UserUpdateProfile cmd;
+        if (auto& v = std::get<std::optional<std::string>>(name)) cmd.set_display_name(*v);
+        if (auto& v = std::get<std::optional<std::string>>(bio)) cmd.set_bio(*v);
+        if (!cmd.has_display_name() && !cmd.has_bio())
+          return send_error(res, {422, "validation", 0}, "send display_name and/or bio", rid);
+        on_me(req, res, rid, cmd);
+      });
+  api.route(
+      http_method::post, "/v1/me/artist", "/v1/me/artist",
+      [on_me, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        messages::UserBecomeArtist cmd;
+        cmd.set_approval_required(cfg->artist_approval);
+        on_me(req, res, rid, cmd);
+      });
+  api.route(
+      http_method::post, R"(/v1/admin/users/([^/]+)/artist)", "/v1/admin/users/{id}/artist",
+      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        auto who = authenticate(api, req, rid);
+        if (!who) return send_auth_error(res, who.error(), rid);
+        // Checked against cluster.conf now, not the roles the session got at login.
+        if (!is_admin(*cfg, who->username()))
+          return send_error(res, make_error(domain_errc::forbidden, "admins only"), rid);
+        auto id = req.matches[1].str();
+        if (!valid_entity_id(id))
+          return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+        auto me = ask<messages::Me>(api, users::user_kind, id, messages::UserApproveArtist{}, rid);
+        if (!me) return send_error(res, me.error(), rid);
+        add_admin(*cfg, *me);
+        res.set_content(to_json(*me), json_type);
+      });
+}
+
+void profile_routes(edge_api& api, const config_ptr& cfg) {
+  api.route(
+      http_method::get, R"(/v1/users/([^/]+))", "/v1/users/{id}",
+      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+        auto id = req.matches[1].str();
+        if (!valid_entity_id(id))
+          return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+        auto profile =
+            ask<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
+        if (!profile) return send_error(res, profile.error(), rid);
+        add_admin(*cfg, *profile);
+        res.set_content(to_json(*profile), json_type);
+      });
+  auto follow = [&api](bool on) {
+    return [&api, on](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      auto who = authenticate(api, req, rid);
+      if (!who) return send_auth_error(res, who.error(), rid);
+      auto target = req.matches[1].str();
+      if (!valid_entity_id(target))
+        return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+      if (target == who->user_id())
+        return send_error(res, make_error(domain_errc::validation, "you cannot follow yourself"),
+                          rid);
+      if (on) {
+        auto exists =
+            ask<messages::UserProfile>(api, users::user_kind, target, messages::UserGet{}, rid);
+        if (!exists) return send_error(res, exists.error(), rid);
+      }
+      messages::UserSetFollow cmd;
+      cmd.set_target(target);
+      cmd.set_follow(on);
+      auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+      if (!me) return send_error(res, me.error(), rid);
+      res.status = 204;
+    };
+  };
+  api.route(http_method::post, R"(/v1/users/([^/]+)/follow)", "/v1/users/{id}/follow",
+            follow(true));
+  api.route(http_method::del, R"(/v1/users/([^/]+)/follow)", "/v1/users/{id}/follow",
+            follow(false));
+  auto list = [&api, cfg](bool followers) {
+    return [&api, cfg, followers](const httplib::Request& req, httplib::Response& res,
+                                  const std::string& rid) {
+      auto id = req.matches[1].str();
+      if (!valid_entity_id(id))
+        return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+      int limit = 20;
+      if (req.has_param("limit")) {
+        auto text = req.get_param_value("limit");
+        if (text.empty() || text.size() > 3 ||
+            !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
+          return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
+        limit = std::stoi(text);
+      }
+      auto cursor = req.get_param_value("cursor");
+      if (limit < 1 || limit > 100 || cursor.size() > 200)
+        return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
+      auto exists = ask<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
+      if (!exists) return send_error(res, exists.error(), rid);
+      messages::FollowListQuery q;
+      q.set_user_id(id);
+      q.set_followers(followers);
+      q.set_cursor(cursor);
+      q.set_limit(limit);
+      auto bytes = api.ask_service(cfg->follows, envelope_for("follows", id, q, rid));
+      if (!bytes) return send_error(res, bytes.error(), rid);
+      messages::FollowPage page;
+      page.ParseFromString(*bytes);
+      res.set_content(to_json(page), json_type);
+    };
+  };
+  api.route(http_method::get, R"(/v1/users/([^/]+)/followers)", "/v1/users/{id}/followers",
+            list(true));
+  api.route(http_method::get, R"(/v1/users/([^/]+)/following)", "/v1/users/{id}/following",
+            list(false));
+}
+
+}  // namespace
+
+void add_user_routes(edge_api& api, user_routes_config cfg) {
+  auto shared = std::make_shared<const user_routes_config>(std::move(cfg));
+  register_route(api, shared);
+  login_routes(api, shared);
+  me_routes(api, shared);
+  profile_routes(api, shared);
+}
+
+}  // namespace chorus::edge

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "actors/users/passwords.hpp"
+#include "http_edge/edge_api.hpp"
+#include "messages/envelope.hpp"
+
+namespace chorus::persistence {
+class rate_limiter;
+}
+
+namespace chorus::edge {
+
+/// What the user routes need from the node (cluster.conf's chorus.users and a few services).
+struct user_routes_config {
+  /// Lowercased usernames with the admin role.
+  std::set<std::string> admins;
+  /// POST /v1/me/artist waits for an admin.
+  bool artist_approval = false;
+  std::chrono::milliseconds session_idle{std::chrono::hours{24 * 14}};
+  std::chrono::milliseconds session_max{std::chrono::hours{24 * 90}};
+  users::password_policy passwords;
+  /// Login throttling (cluster-wide through Redis, local when Redis is down).
+  std::shared_ptr<persistence::rate_limiter> limiter;
+  /// The node's follows query service (actors/users/follows_query.hpp).
+  envelope_handler follows;
+};
+
+/// Registers /v1/auth/{register,login,logout}, /v1/me (GET, PATCH), /v1/me/artist,
+/// /v1/admin/users/{id}/artist, /v1/users/{id}, /v1/users/{id}/follow (POST, DELETE) and
+/// /v1/users/{id}/{followers,following}.
+void add_user_routes(edge_api& api, user_routes_config cfg);
+
+}  // namespace chorus::edge
