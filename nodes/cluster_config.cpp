@@ -239,7 +239,11 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     er.duration("sweep-interval", out.entities.sweep_interval);
     er.duration("max-queue-age", out.entities.max_queue_age);
     er.duration("reminder-poll", out.entities.reminder_poll);
+    er.duration("request-timeout", out.entities.request_timeout);
     if (!er.finish()) return false;
+    if (out.entities.request_timeout < std::chrono::milliseconds{100} ||
+        out.entities.request_timeout > std::chrono::minutes{5})
+      return er.fail("request-timeout", "must be 100ms..5min");
     // Polling is one claim query per database and node; a minute bounds how late a reminder
     // may fire.
     if (out.entities.reminder_poll > std::chrono::minutes{1})

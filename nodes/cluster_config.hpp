@@ -61,6 +61,9 @@ struct entities_spec {
   std::chrono::milliseconds sweep_interval{1000};  ///< how often idle entities are looked for
   std::chrono::milliseconds max_queue_age{2000};   ///< refuse work for an entity this far behind
   std::chrono::milliseconds reminder_poll{1000};   ///< how often due reminders are claimed
+  /// How long the edge waits for an entity's answer (the envelope's deadline); a request that a
+  /// lost owner held is handed to the new owner within it.
+  std::chrono::milliseconds request_timeout{5000};
 };
 
 /// `chorus.users`: accounts and sessions.

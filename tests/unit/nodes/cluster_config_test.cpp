@@ -246,3 +246,19 @@ TEST_CASE("reminder-poll defaults to 1s, is read from chorus.entities and must b
                            "[chorus.entities]\nreminder-poll=0s\n[chorus.membership]")) ==
         "/etc/chorus/test.conf: chorus.entities.reminder-poll: must be positive");
 }
+
+TEST_CASE("request-timeout defaults to 5s, is read from chorus.entities and must be 100ms..5min") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->entities.request_timeout == std::chrono::seconds{5});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.entities]\nrequest-timeout=20s\n[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->entities.request_timeout == std::chrono::seconds{20});
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.entities]\nrequest-timeout=50ms\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.entities.request-timeout: must be 100ms..5min");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.entities]\nrequest-timeout=\"soon\"\n[chorus.membership]"))
+            .find("chorus.entities.request-timeout") != std::string::npos);
+}
