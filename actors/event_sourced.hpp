@@ -43,18 +43,18 @@ caf::error replay(Model& model, event_stream& s, loaded_stream& loaded) {
   if (loaded.snapshot_version > 0) {
     model.reset();
     if (!model.restore(loaded.snapshot_type, loaded.snapshot_payload))
-      return persistence::make_error(persistence::errc::storage_error,
+      return persistence::make_error(persistence::errc::corrupt_stream,
                                      s.name + ": unreadable snapshot " + loaded.snapshot_type);
     s.version = loaded.snapshot_version;
     s.since_snapshot = 0;
   }
   for (auto& e : loaded.events) {
     if (e.version != s.version + 1)
-      return persistence::make_error(persistence::errc::storage_error,
+      return persistence::make_error(persistence::errc::corrupt_stream,
                                      s.name + ": event " + std::to_string(e.version) +
                                          " does not follow " + std::to_string(s.version));
     if (!model.apply(e.type, e.payload))
-      return persistence::make_error(persistence::errc::storage_error,
+      return persistence::make_error(persistence::errc::corrupt_stream,
                                      s.name + ": unreadable event " + e.type);
     s.version = e.version;
     ++s.since_snapshot;
@@ -82,7 +82,12 @@ void with_restored(Self* self, const persistence::journal_actor& journal, event_
             s.version = 0;
             s.since_snapshot = 0;
             if (auto err = detail::replay(model, s, loaded)) {
+              // The stream cannot be read by this version: answer, then stop this activation
+              // (the registry counts it and refuses the entity for a while) instead of serving
+              // a state that misses events. The node and other entities carry on.
+              auto stop = err;
               then(std::move(err));
+              self->quit(std::move(stop));
               return;
             }
             s.restored = true;
@@ -132,10 +137,12 @@ void persist(Self* self, const persistence::journal_actor& journal, event_stream
             }
             self->request(journal, journal_timeout, load_atom_v, s.name, s.version)
                 .await(
-                    [&s, &model, then, err](loaded_stream& missed) mutable {
+                    [self, &s, &model, then, err](loaded_stream& missed) mutable {
                       if (auto replay_err = detail::replay(model, s, missed)) {
                         s.restored = false;
+                        auto stop = replay_err;
                         then(std::move(replay_err));
+                        self->quit(std::move(stop));
                         return;
                       }
                       then(std::move(err));

@@ -33,6 +33,9 @@ http_error to_http(const caf::error& err) {
         return {404, "not_found", 0};
       case persistence::errc::blob_bad_range:
         return {416, "range_not_satisfiable", 0};
+      case persistence::errc::corrupt_stream:
+        // Stored data this version cannot read: an operator must look; retrying will not help.
+        return {500, "corrupt_stream", 0};
       case persistence::errc::version_conflict:
         // Another writer kept winning the race for the same entity; the entity retried already.
         return {409, "conflict", 0};

@@ -19,6 +19,11 @@ entity_probe::entity_probe(prometheus::Registry& registry)
                     .Name("chorus_entity_failures_total")
                     .Help("Entities that terminated abnormally on this node, by kind")
                     .Register(registry)),
+      corrupt_(prometheus::BuildCounter()
+                   .Name("chorus_entity_corrupt_streams_total")
+                   .Help("Activations stopped because their stream holds an event or snapshot "
+                         "this version cannot read, by kind")
+                   .Register(registry)),
       dead_letters_(prometheus::BuildCounter()
                         .Name("chorus_dead_letters_total")
                         .Help("Messages parked after failing every delivery attempt, by kind")
@@ -48,9 +53,10 @@ void entity_probe::failed(const std::string& kind) {
   failures_.Add({{"kind", kind}}).Increment();
 }
 
-}  // namespace chorus
-
-namespace chorus {
+void entity_probe::corrupt(const std::string& kind) {
+  active_.Add({{"kind", kind}}).Decrement();
+  corrupt_.Add({{"kind", kind}}).Increment();
+}
 
 void entity_probe::overloaded(const std::string& kind) {
   overloads_.Add({{"kind", kind}}).Increment();

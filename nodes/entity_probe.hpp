@@ -21,6 +21,8 @@ class entity_probe {
   /// `reason`: "idle" (idle timeout) or "evicted" (cap on active entities).
   void passivated(const std::string& kind, const std::string& reason);
   void failed(const std::string& kind);
+  /// An activation stopped because its stream cannot be read (persistence::errc::corrupt_stream).
+  void corrupt(const std::string& kind);
   void parked(const std::string& kind);
   void overloaded(const std::string& kind);
   /// One request answered `waited` after the registry sent it: mailbox queueing plus handling.
@@ -31,6 +33,7 @@ class entity_probe {
   prometheus::Family<prometheus::Counter>& activations_;
   prometheus::Family<prometheus::Counter>& passivations_;
   prometheus::Family<prometheus::Counter>& failures_;
+  prometheus::Family<prometheus::Counter>& corrupt_;
   prometheus::Family<prometheus::Counter>& dead_letters_;
   prometheus::Family<prometheus::Counter>& overloads_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;

@@ -14,6 +14,7 @@
 #include "messages/errors.hpp"
 #include "messages/node.pb.h"
 #include "nodes/entity_probe.hpp"
+#include "persistence/errc.hpp"
 
 namespace chorus {
 
@@ -66,6 +67,8 @@ struct registry_state {
   std::unordered_map<uint64_t, delivery> deliveries;
   uint64_t next_ticket = 0;
   std::deque<messages::DeadLetter> dead;  // newest at the front
+  // Entities whose stream cannot be read, with the error and until when they are refused.
+  std::unordered_map<std::string, std::pair<caf::error, clock_type::time_point>> quarantined;
 
   static inline const char* name = "chorus.entity_registry";
 };
@@ -146,6 +149,19 @@ bool failed_on_it(const caf::error& err) {
          err.code() == static_cast<uint8_t>(runtime_errc::entity_failed);
 }
 
+bool corrupt(const caf::error& err) {
+  return err.category() == persistence::errc_category &&
+         err.code() == static_cast<uint8_t>(persistence::errc::corrupt_stream);
+}
+
+// Refuses `key` with `err` for the configured time: every activation would stop again.
+void quarantine(self_pointer self, const std::string& key, const caf::error& err) {
+  auto& st = self->state;
+  auto until = clock_type::now() + st.limits.corrupt_quarantine;
+  auto [it, fresh] = st.quarantined.try_emplace(key, err, until);
+  if (!fresh) it->second = {err, until};
+}
+
 // The message never reached a live activation: it sat in the mailbox of one that stopped (for
 // instance because the message ahead of it was poison). Not the message's fault.
 bool bounced(const caf::error& err) {
@@ -190,6 +206,14 @@ void deliver(self_pointer self, uint64_t ticket) {
   if (di == st.deliveries.end()) return;
   auto& d = di->second;
   auto key = entity_key(d.env);
+  if (auto q = st.quarantined.find(key); q != st.quarantined.end()) {
+    if (clock_type::now() < q->second.second) {
+      d.promise.deliver(q->second.first);
+      st.deliveries.erase(di);
+      return;
+    }
+    st.quarantined.erase(q);
+  }
   auto act = activation_for(self, key, d.env);
   if (!act) {
     d.promise.deliver(act.error());
@@ -236,6 +260,7 @@ void deliver(self_pointer self, uint64_t ticket) {
               deliver(self, ticket);
               return;
             }
+            if (corrupt(err)) quarantine(self, key, err);
             if (!failed_on_it(err)) {
               d.promise.deliver(std::move(err));
               st.deliveries.erase(i);
@@ -268,9 +293,18 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
     auto k = st.keys.find(msg.source);
     if (k == st.keys.end()) return;
     auto i = st.active.find(k->second);
-    st.log->warn("registry", "entity failed; it restarts on its next message",
-                 {{"entity", k->second}, {"reason", self->system().render(msg.reason)}});
-    st.probe->failed(i->second.kind);
+    if (corrupt(msg.reason)) {
+      st.log->error("registry", "entity stopped: its stream cannot be read by this version",
+                    {{"entity", k->second},
+                     {"error", error_detail(msg.reason)},
+                     {"refused_for_ms", std::to_string(st.limits.corrupt_quarantine.count())}});
+      quarantine(self, k->second, msg.reason);
+      st.probe->corrupt(i->second.kind);
+    } else {
+      st.log->warn("registry", "entity failed; it restarts on its next message",
+                   {{"entity", k->second}, {"reason", self->system().render(msg.reason)}});
+      st.probe->failed(i->second.kind);
+    }
     forget(self, i);
   });
   self->delayed_send(self, limits.sweep_interval, sweep_atom_v);
@@ -305,6 +339,8 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
           if (i->second.last_used > cutoff) break;
           passivate(self, i, "idle");
         }
+        auto now = clock_type::now();
+        std::erase_if(st.quarantined, [now](const auto& q) { return q.second.second <= now; });
         self->delayed_send(self, st.limits.sweep_interval, sweep_atom_v);
       },
   };

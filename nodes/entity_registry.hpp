@@ -31,6 +31,9 @@ struct registry_limits {
   std::chrono::milliseconds max_queue_age{2000};
   /// Dead letters kept for listing (the oldest are dropped).
   size_t dead_letter_capacity = 1000;
+  /// An entity whose stream cannot be read (persistence::errc::corrupt_stream) is stopped and
+  /// answered with that error, without activating it again, for this long.
+  std::chrono::milliseconds corrupt_quarantine{10000};
 };
 
 /// A node's entity registry: one per node, reached by the routers of every node. On the first

@@ -34,6 +34,10 @@ enum class errc : uint8_t {
   blob_error,
   /// A read started past the end of the blob (HTTP 416 at the edge).
   blob_bad_range,
+  /// An entity's stream holds an event or snapshot this version cannot read (an unknown type,
+  /// bytes that do not parse, a gap in the versions). The entity stops rather than serve a
+  /// state that silently misses it; the node and other entities carry on.
+  corrupt_stream,
 };
 
 const char* to_string(errc x) noexcept;

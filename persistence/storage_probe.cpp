@@ -33,6 +33,8 @@ const char* to_string(errc x) noexcept {
       return "blob_error";
     case errc::blob_bad_range:
       return "blob_bad_range";
+    case errc::corrupt_stream:
+      return "corrupt_stream";
   }
   return "unknown";
 }
