@@ -1,5 +1,7 @@
 #include "http_edge/edge_server.hpp"
 
+#include <future>
+
 #include <chrono>
 
 #include <httplib.h>
@@ -31,11 +33,12 @@ std::string request_id_of(const httplib::Request& req) {
 }  // namespace
 
 edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys,
-                         envelope_handler router, prometheus::Registry& registry, json_log& log)
+                         const entity_gateway& entities, prometheus::Registry& registry,
+                         json_log& log)
     : cfg_(std::move(cfg)),
       hooks_(std::move(hooks)),
       sys_(sys),
-      router_(std::move(router)),
+      entities_(entities),
       log_(log),
       probe_(std::make_unique<edge_probe>(registry)),
       server_(std::make_unique<httplib::Server>()) {
@@ -102,7 +105,19 @@ caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
   env.deadline_ms =
       duration_cast<milliseconds>(system_clock::now().time_since_epoch() + cfg_.entity_timeout)
           .count();
-  return ask<std::string>(sys_, router_, cfg_.entity_timeout, std::move(env));
+  // The request is made by a short-lived event-based actor that fulfils a promise, so no
+  // scheduler thread blocks (as a scoped_actor would); only this worker thread waits.
+  auto promise = std::make_shared<std::promise<caf::expected<std::string>>>();
+  auto answer = promise->get_future();
+  sys_.spawn([this, env = std::move(env), promise](caf::event_based_actor* self) mutable {
+    entities_.ask(
+        self, std::move(env), cfg_.entity_timeout,
+        [promise](caf::expected<std::string> out) { promise->set_value(std::move(out)); });
+  });
+  // The request's own timeout answers first; this bound only guards against a lost promise.
+  if (answer.wait_for(cfg_.entity_timeout + std::chrono::seconds{1}) != std::future_status::ready)
+    return caf::make_error(caf::sec::request_timeout);
+  return answer.get();
 }
 
 caf::expected<std::string> edge_server::ask_service(const envelope_handler& service,

@@ -12,6 +12,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "actors/entity_gateway.hpp"
 #include "common/json_log.hpp"
 #include "http_edge/edge_api.hpp"
 #include "messages/envelope.hpp"
@@ -51,8 +52,9 @@ struct health_hooks {
 /// X-Request-Id (echoed or generated); every failure uses the one JSON error shape.
 class edge_server final : public edge_api {
  public:
-  edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys, envelope_handler router,
-              prometheus::Registry& registry, json_log& log);
+  /// `entities` must outlive the server.
+  edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys,
+              const entity_gateway& entities, prometheus::Registry& registry, json_log& log);
   ~edge_server();
 
   edge_server(const edge_server&) = delete;
@@ -81,7 +83,7 @@ class edge_server final : public edge_api {
   edge_config cfg_;
   health_hooks hooks_;
   caf::actor_system& sys_;
-  envelope_handler router_;
+  const entity_gateway& entities_;
   json_log& log_;
   std::unique_ptr<edge_probe> probe_;
   std::unique_ptr<httplib::Server> server_;

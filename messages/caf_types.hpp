@@ -58,6 +58,9 @@ CAF_ADD_ATOM(chorus, chorus, dial_atom, "dial")
 CAF_ADD_ATOM(chorus, chorus, reload_atom, "reload")
 // Local query of a node's view of the cluster -> serialized messages::NodeStatus.
 CAF_ADD_ATOM(chorus, chorus, status_atom, "status")
+// Registry: a message an entity failed on, handed back by a caller that reached the entity
+// directly (entity_router's fast path).
+CAF_ADD_ATOM(chorus, chorus, redeliver_atom, "redeliver")
 
 CAF_END_TYPE_ID_BLOCK(chorus)
 

@@ -62,14 +62,29 @@ void entity_probe::overloaded(const std::string& kind) {
   overloads_.Add({{"kind", kind}}).Increment();
 }
 
-void entity_probe::answered(const std::string& kind, std::chrono::steady_clock::duration waited) {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& request_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  return buckets;
+}
+
+}  // namespace
+
+void entity_probe::add_kind(const std::string& kind) {
+  if (request_seconds_by_kind_.count(kind) == 0)
+    request_seconds_by_kind_.emplace(kind,
+                                     &request_seconds_.Add({{"kind", kind}}, request_buckets()));
+}
+
+void entity_probe::answered(const std::string& kind, std::chrono::steady_clock::duration waited) {
+  auto seconds = std::chrono::duration<double>(waited).count();
   auto i = request_seconds_by_kind_.find(kind);
-  if (i == request_seconds_by_kind_.end())
-    i = request_seconds_by_kind_.emplace(kind, &request_seconds_.Add({{"kind", kind}}, buckets))
-            .first;
-  i->second->Observe(std::chrono::duration<double>(waited).count());
+  if (i != request_seconds_by_kind_.end())
+    i->second->Observe(seconds);
+  else  // a kind nobody announced: the family's own (locked) lookup
+    request_seconds_.Add({{"kind", kind}}, request_buckets()).Observe(seconds);
 }
 
 void entity_probe::parked(const std::string& kind) {

@@ -17,6 +17,10 @@ class entity_probe {
  public:
   explicit entity_probe(prometheus::Registry& registry);
 
+  /// Prepares the per-kind series of `kind`. Call for every kind before the actor system
+  /// runs: answered() is then safe from any thread.
+  void add_kind(const std::string& kind);
+
   void activated(const std::string& kind);
   /// `reason`: "idle" (idle timeout) or "evicted" (cap on active entities).
   void passivated(const std::string& kind, const std::string& reason);
@@ -38,7 +42,8 @@ class entity_probe {
   prometheus::Family<prometheus::Counter>& overloads_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
   // Per-kind histograms, looked up once: Family::Add builds a label map and locks on every call,
-  // and answered() runs for every message. Only the registry actor calls answered().
+  // and answered() runs for every message, on any thread (entity_router's fast path). Filled by
+  // add_kind() before the actor system runs and only read afterwards.
   std::unordered_map<std::string, prometheus::Histogram*> request_seconds_by_kind_;
 };
 

@@ -22,26 +22,10 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-struct activation {
-  envelope_handler handle;
-  std::string kind;
-  clock_type::time_point last_used;
-  std::list<std::string>::iterator lru;  // position in registry_state::lru
-  // When each request now queued at (or being handled by) the entity was sent, oldest first
-  // from `head`: an actor answers in mailbox order, so answers advance `head`. A vector, not a
-  // deque: an idle activation must not carry the ~600 bytes an empty std::deque allocates.
-  std::vector<clock_type::time_point> in_flight;
-  size_t head = 0;
-
-  [[nodiscard]] bool idle() const { return head == in_flight.size(); }
-  [[nodiscard]] clock_type::time_point oldest() const { return in_flight[head]; }
-  void pop() {
-    if (++head == in_flight.size()) {
-      in_flight.clear();
-      head = 0;
-    }
-  }
-};
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+      .count();
+}
 
 // A message on its way to an entity, with the caller waiting on `promise`.
 struct delivery {
@@ -58,10 +42,13 @@ struct registry_state {
   registry_limits limits;
   entity_probe* probe = nullptr;
   json_log* log = nullptr;
-  std::unordered_map<std::string, activation> active;     // by "kind/id"
-  std::list<std::string> lru;                             // front: least recently used
-  std::unordered_map<caf::actor_addr, std::string> keys;  // activation -> "kind/id"
+  // The activations: published in the directory (the one map of them), in LRU order here, and
+  // by actor address for down messages. Keys point at the directory's stored keys.
+  std::shared_ptr<entity_directory> dir;
+  std::list<const std::string*> lru;  // front: least recently used, as the registry last saw
+  std::unordered_map<caf::actor_addr, const std::string*> keys;
   std::map<std::string, uint64_t> per_kind;
+  size_t active = 0;
   // Every message on its way to an entity or waiting for a redelivery, by ticket: callbacks
   // carry the ticket, not a copy of the envelope.
   std::unordered_map<uint64_t, delivery> deliveries;
@@ -75,60 +62,78 @@ struct registry_state {
 
 using self_pointer = entity_registry_actor::stateful_pointer<registry_state>;
 
-void forget(self_pointer self, std::unordered_map<std::string, activation>::iterator i) {
+void forget(self_pointer self, const std::string* key, activation_cell& cell) {
   auto& st = self->state;
-  st.keys.erase(caf::actor_cast<caf::actor_addr>(i->second.handle));
-  st.lru.erase(i->second.lru);
-  if (--st.per_kind[i->second.kind] == 0) st.per_kind.erase(i->second.kind);
-  st.active.erase(i);
+  st.keys.erase(cell.handle().address());
+  st.lru.erase(cell.lru);
+  if (--st.per_kind[cell.kind()] == 0) st.per_kind.erase(cell.kind());
+  --st.active;
+  st.dir->erase(*key);
 }
 
-void passivate(self_pointer self, std::unordered_map<std::string, activation>::iterator i,
+void passivate(self_pointer self, const std::string* key, activation_cell& cell,
                const char* reason) {
-  self->demonitor(i->second.handle.address());
-  self->send_exit(i->second.handle, caf::exit_reason::user_shutdown);
-  self->state.probe->passivated(i->second.kind, reason);
-  forget(self, i);
+  self->demonitor(cell.handle().address());
+  self->send_exit(cell.handle(), caf::exit_reason::user_shutdown);
+  self->state.probe->passivated(cell.kind(), reason);
+  forget(self, key, cell);
+}
+
+// The front of the LRU list if it was last used before `used_before`, else nothing. An
+// activation that callers used directly since the registry last looked (its cell's last_used
+// moved) goes to the back instead, once (second chance): the order follows every use without
+// the registry seeing each request. `skip` is never returned.
+std::pair<const std::string*, std::shared_ptr<activation_cell>> least_recently_used(
+    self_pointer self, int64_t used_before, const std::string* skip = nullptr) {
+  auto& st = self->state;
+  for (auto budget = st.lru.size(); budget > 0; --budget) {
+    auto* key = st.lru.front();
+    auto cell = st.dir->find(*key);
+    auto used = cell->last_used();
+    if (key != skip && used == cell->seen_used) {
+      // The list is ordered by seen_used: when the front is too recent, so is the rest.
+      if (used >= used_before) break;
+      return {key, std::move(cell)};
+    }
+    cell->seen_used = used;
+    st.lru.splice(st.lru.end(), st.lru, cell->lru);
+  }
+  return {nullptr, nullptr};
 }
 
 // The activation for the envelope's entity, spawned if there is none; an error for an
 // unknown kind.
-caf::expected<activation*> activation_for(self_pointer self, const std::string& key,
-                                          const entity_envelope& env) {
+caf::expected<std::shared_ptr<activation_cell>> activation_for(self_pointer self,
+                                                               const std::string& key,
+                                                               const entity_envelope& env,
+                                                               int64_t now) {
   auto& st = self->state;
-  auto i = st.active.find(key);
-  if (i != st.active.end()) {
-    i->second.last_used = clock_type::now();
-    st.lru.splice(st.lru.end(), st.lru, i->second.lru);
-    return &i->second;
+  if (auto cell = st.dir->find(key)) {
+    cell->seen_used = now;
+    st.lru.splice(st.lru.end(), st.lru, cell->lru);
+    return cell;
   }
   auto kind = st.kinds->find(env.kind);
   if (kind == st.kinds->end())
     return make_error(runtime_errc::unknown_kind, "no entity kind \"" + env.kind + "\"");
   auto handle = kind->second(self->system(), env.id, st.ctx);
   self->monitor(handle);
-  st.lru.push_back(key);
-  auto* added =
-      &st.active
-           .emplace(key,
-                    activation{handle, env.kind, clock_type::now(), std::prev(st.lru.end()), {}})
-           .first->second;
-  st.keys.emplace(caf::actor_cast<caf::actor_addr>(handle), key);
+  auto cell = std::make_shared<activation_cell>(handle, kind->first, now);
+  cell->seen_used = now;
+  auto* stored = st.dir->insert(key, cell);
+  st.lru.push_back(stored);
+  cell->lru = std::prev(st.lru.end());
+  st.keys.emplace(handle.address(), stored);
   ++st.per_kind[env.kind];
+  ++st.active;
   st.probe->activated(env.kind);
-  // The newcomer sits at the back, so eviction never takes it.
-  while (st.active.size() > st.limits.max_active)
-    passivate(self, st.active.find(st.lru.front()), "evicted");
-  return added;  // unordered_map nodes stay put when others are erased
-}
-
-// The entity answered (or failed) one request of `handle`'s activation.
-void answered(self_pointer self, const std::string& key, const envelope_handler& handle) {
-  auto& st = self->state;
-  auto i = st.active.find(key);
-  if (i == st.active.end() || i->second.handle != handle || i->second.idle()) return;
-  st.probe->answered(i->second.kind, clock_type::now() - i->second.oldest());
-  i->second.pop();
+  // The newcomer is never the one evicted.
+  while (st.active > st.limits.max_active) {
+    auto [victim, victim_cell] = least_recently_used(self, INT64_MAX, stored);
+    if (victim == nullptr) break;
+    passivate(self, victim, *victim_cell, "evicted");
+  }
+  return cell;
 }
 
 // Drops `handle` if it is still the activation of its entity (the down handler may have been
@@ -137,16 +142,11 @@ void drop_failed(self_pointer self, const envelope_handler& handle) {
   auto& st = self->state;
   auto k = st.keys.find(handle.address());
   if (k == st.keys.end()) return;
-  auto i = st.active.find(k->second);
+  auto* key = k->second;
+  auto cell = st.dir->find(*key);
   self->demonitor(handle.address());
-  st.probe->failed(i->second.kind);
-  forget(self, i);
-}
-
-// The entity failed while handling this very message (see `guarded`).
-bool failed_on_it(const caf::error& err) {
-  return err.category() == runtime_category &&
-         err.code() == static_cast<uint8_t>(runtime_errc::entity_failed);
+  st.probe->failed(cell->kind());
+  forget(self, key, *cell);
 }
 
 bool corrupt(const caf::error& err) {
@@ -160,14 +160,6 @@ void quarantine(self_pointer self, const std::string& key, const caf::error& err
   auto until = clock_type::now() + st.limits.corrupt_quarantine;
   auto [it, fresh] = st.quarantined.try_emplace(key, err, until);
   if (!fresh) it->second = {err, until};
-}
-
-// The message never reached a live activation: it sat in the mailbox of one that stopped (for
-// instance because the message ahead of it was poison). Not the message's fault.
-bool bounced(const caf::error& err) {
-  return err.category() == caf::atom("exit") ||
-         (err.category() == caf::atom("system") &&
-          err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down));
 }
 
 // A bounced message is redelivered at once; this many times at most, so that an entity that
@@ -199,6 +191,21 @@ void park(self_pointer self, delivery& d) {
                                                          " times and was parked: " + d.last_error));
 }
 
+// The entity failed on the delivery with `ticket` (its attempts already counted): parked after
+// the last attempt, else redelivered after a back-off that doubles with each attempt.
+void after_failure(self_pointer self, uint64_t ticket) {
+  auto& st = self->state;
+  auto i = st.deliveries.find(ticket);
+  auto& d = i->second;
+  if (d.attempts >= st.limits.max_attempts) {
+    park(self, d);
+    st.deliveries.erase(i);
+    return;
+  }
+  auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
+  self->delayed_send(self, backoff, retry_atom_v, ticket);
+}
+
 // Sends the delivery with `ticket` to its entity's activation (spawning one if needed).
 void deliver(self_pointer self, uint64_t ticket) {
   auto& st = self->state;
@@ -214,26 +221,22 @@ void deliver(self_pointer self, uint64_t ticket) {
     }
     st.quarantined.erase(q);
   }
-  auto act = activation_for(self, key, d.env);
+  auto now = steady_ns();
+  auto act = activation_for(self, key, d.env, now);
   if (!act) {
     d.promise.deliver(act.error());
     st.deliveries.erase(di);
     return;
   }
-  auto& a = **act;
-  auto now = clock_type::now();
+  auto cell = std::move(*act);
   // Bounded mailbox: when the oldest request still waiting at this entity is older than the
   // limit, refuse new work instead of queueing it without bound.
-  if (!a.idle() && now - a.oldest() > st.limits.max_queue_age) {
-    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - a.oldest());
-    st.probe->overloaded(a.kind);
-    d.promise.deliver(make_error(
-        runtime_errc::overloaded,
-        key + " is overloaded: its oldest request waits " + std::to_string(age.count()) + " ms"));
+  if (auto age = cell->admit(now, std::chrono::nanoseconds{st.limits.max_queue_age}.count())) {
+    st.probe->overloaded(cell->kind());
+    d.promise.deliver(overloaded_error(key, *age));
     st.deliveries.erase(di);
     return;
   }
-  a.in_flight.push_back(now);
   auto timeout = st.limits.default_timeout;
   if (d.env.deadline_ms > 0) {
     auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -242,21 +245,23 @@ void deliver(self_pointer self, uint64_t ticket) {
         std::max(std::chrono::milliseconds{1}, std::chrono::milliseconds{d.env.deadline_ms} - wall);
   }
   // The delivery keeps the envelope for a redelivery; the entity gets a copy.
-  self->request(a.handle, timeout, d.env)
+  self->request(cell->handle(), timeout, d.env)
       .then(
-          [self, ticket, key, handle = a.handle](std::string& reply) {
-            answered(self, key, handle);
+          [self, ticket, cell](std::string& reply) {
+            self->state.probe->answered(cell->kind(),
+                                        std::chrono::nanoseconds{cell->answered(steady_ns())});
             auto i = self->state.deliveries.find(ticket);
             i->second.promise.deliver(std::move(reply));
             self->state.deliveries.erase(i);
           },
-          [self, ticket, key, failed = a.handle](caf::error& err) {
-            answered(self, key, failed);
+          [self, ticket, key, cell](caf::error& err) {
+            self->state.probe->answered(cell->kind(),
+                                        std::chrono::nanoseconds{cell->answered(steady_ns())});
             auto& st = self->state;
             auto i = st.deliveries.find(ticket);
             auto& d = i->second;
             if (bounced(err) && ++d.bounces <= max_bounces) {
-              drop_failed(self, failed);
+              drop_failed(self, cell->handle());
               deliver(self, ticket);
               return;
             }
@@ -266,46 +271,43 @@ void deliver(self_pointer self, uint64_t ticket) {
               st.deliveries.erase(i);
               return;
             }
-            drop_failed(self, failed);
+            drop_failed(self, cell->handle());
             ++d.attempts;
             d.last_error = error_detail(err);
-            if (d.attempts >= st.limits.max_attempts) {
-              park(self, d);
-              st.deliveries.erase(i);
-              return;
-            }
-            auto backoff = st.limits.retry_backoff * (1u << (d.attempts - 1));
-            self->delayed_send(self, backoff, retry_atom_v, ticket);
+            after_failure(self, ticket);
           });
 }
 
 entity_registry_actor::behavior_type registry(self_pointer self, const entity_kinds* kinds,
                                               entity_context ctx, registry_limits limits,
-                                              entity_probe* probe, json_log* log) {
+                                              entity_probe* probe, json_log* log,
+                                              std::shared_ptr<entity_directory> dir) {
   auto& st = self->state;
   st.kinds = kinds;
   st.ctx = std::move(ctx);
   st.limits = limits;
   st.probe = probe;
   st.log = log;
+  st.dir = std::move(dir);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     auto k = st.keys.find(msg.source);
     if (k == st.keys.end()) return;
-    auto i = st.active.find(k->second);
+    auto* key = k->second;
+    auto cell = st.dir->find(*key);
     if (corrupt(msg.reason)) {
       st.log->error("registry", "entity stopped: its stream cannot be read by this version",
-                    {{"entity", k->second},
+                    {{"entity", *key},
                      {"error", error_detail(msg.reason)},
                      {"refused_for_ms", std::to_string(st.limits.corrupt_quarantine.count())}});
-      quarantine(self, k->second, msg.reason);
-      st.probe->corrupt(i->second.kind);
+      quarantine(self, *key, msg.reason);
+      st.probe->corrupt(cell->kind());
     } else {
       st.log->warn("registry", "entity failed; it restarts on its next message",
-                   {{"entity", k->second}, {"reason", self->system().render(msg.reason)}});
-      st.probe->failed(i->second.kind);
+                   {{"entity", *key}, {"reason", self->system().render(msg.reason)}});
+      st.probe->failed(cell->kind());
     }
-    forget(self, i);
+    forget(self, key, *cell);
   });
   self->delayed_send(self, limits.sweep_interval, sweep_atom_v);
   return {
@@ -314,6 +316,15 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
         auto ticket = ++self->state.next_ticket;
         self->state.deliveries.emplace(ticket, delivery{std::move(env), promise, 0, 0, {}});
         deliver(self, ticket);
+        return promise;
+      },
+      [self](redeliver_atom, entity_envelope& env, uint32_t attempts, std::string& last_error) {
+        auto promise = self->make_response_promise<std::string>();
+        auto ticket = ++self->state.next_ticket;
+        self->state.deliveries.emplace(
+            ticket,
+            delivery{std::move(env), promise, std::max(attempts, 1u), 0, std::move(last_error)});
+        after_failure(self, ticket);
         return promise;
       },
       [self](retry_atom, uint64_t ticket) { deliver(self, ticket); },
@@ -333,11 +344,11 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
       },
       [self](sweep_atom) {
         auto& st = self->state;
-        auto cutoff = clock_type::now() - st.limits.idle_timeout;
-        while (!st.lru.empty()) {
-          auto i = st.active.find(st.lru.front());
-          if (i->second.last_used > cutoff) break;
-          passivate(self, i, "idle");
+        auto cutoff = steady_ns() - std::chrono::nanoseconds{st.limits.idle_timeout}.count();
+        for (;;) {
+          auto [key, cell] = least_recently_used(self, cutoff);
+          if (key == nullptr) break;
+          passivate(self, key, *cell, "idle");
         }
         auto now = clock_type::now();
         std::erase_if(st.quarantined, [now](const auto& q) { return q.second.second <= now; });
@@ -348,10 +359,28 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
 
 }  // namespace
 
+bool failed_on_it(const caf::error& err) {
+  return err.category() == runtime_category &&
+         err.code() == static_cast<uint8_t>(runtime_errc::entity_failed);
+}
+
+bool bounced(const caf::error& err) {
+  return err.category() == caf::atom("exit") ||
+         (err.category() == caf::atom("system") &&
+          err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down));
+}
+
+caf::error overloaded_error(const std::string& key, int64_t age_ns) {
+  return make_error(runtime_errc::overloaded, key + " is overloaded: its oldest request waits " +
+                                                  std::to_string(age_ns / 1000000) + " ms");
+}
+
 entity_registry_actor spawn_entity_registry(caf::actor_system& sys, const entity_kinds& kinds,
                                             entity_context ctx, registry_limits limits,
-                                            entity_probe& probe, json_log& log) {
-  return sys.spawn(registry, &kinds, std::move(ctx), limits, &probe, &log);
+                                            entity_probe& probe, json_log& log,
+                                            std::shared_ptr<entity_directory> dir) {
+  for (const auto& [kind, factory] : kinds) probe.add_kind(kind);
+  return sys.spawn(registry, &kinds, std::move(ctx), limits, &probe, &log, std::move(dir));
 }
 
 }  // namespace chorus

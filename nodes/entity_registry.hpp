@@ -3,13 +3,17 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include <caf/actor_system.hpp>
+#include <caf/error.hpp>
 
 #include "actors/entity_kind.hpp"
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
+#include "nodes/entity_directory.hpp"
 
 namespace chorus {
 
@@ -49,7 +53,15 @@ struct registry_limits {
 /// `runtime_errc::parked`. Messages that were queued behind it and bounced when the activation
 /// stopped are redelivered at once and do not count as attempts. Other messages are served
 /// meanwhile.
+///
+/// Activations are published in the node's entity_directory, where entity_router's fast path
+/// finds them and sends to them directly; such callers record their requests in the
+/// activation's cell (bounded mailbox, last use) and hand a message the entity failed on back
+/// here (`redeliver_atom`), so supervision and limits are the same whoever sent the message.
 using entity_registry_actor = envelope_handler::extend<
+    /// A message whose entity failed on it `attempts` times (>= 1), with the last error: parked
+    /// or redelivered after back-off like a failure the registry saw itself.
+    caf::replies_to<redeliver_atom, entity_envelope, uint32_t, std::string>::with<std::string>,
     /// Local query: active entities by kind as serialized messages::RegistryStatus.
     caf::replies_to<status_atom>::with<std::string>,
     /// Local query: the parked messages as serialized messages::DeadLetters, newest first.
@@ -59,9 +71,22 @@ using entity_registry_actor = envelope_handler::extend<
     /// Internal timer: passivate idle entities.
     caf::reacts_to<sweep_atom>>;
 
-/// `kinds`, `probe` and `log` must outlive the actor system.
+/// `kinds`, `probe` and `log` must outlive the actor system; `dir` is where the activations
+/// are published (its candidates are the router's business).
 entity_registry_actor spawn_entity_registry(caf::actor_system& sys, const entity_kinds& kinds,
                                             entity_context ctx, registry_limits limits,
-                                            entity_probe& probe, json_log& log);
+                                            entity_probe& probe, json_log& log,
+                                            std::shared_ptr<entity_directory> dir);
+
+/// The entity failed while handling this very message (it threw: see `guarded`) and its
+/// activation stopped.
+bool failed_on_it(const caf::error& err);
+
+/// The message never reached a live activation: it sat in the mailbox of one that stopped
+/// (passivated, or the message ahead of it was poison). Not the message's fault.
+bool bounced(const caf::error& err);
+
+/// `runtime_errc::overloaded` for entity `key` whose oldest request waits `age_ns`.
+caf::error overloaded_error(const std::string& key, int64_t age_ns);
 
 }  // namespace chorus

@@ -379,8 +379,12 @@ int main(int argc, char** argv) {
   limits.max_active = cfg.entities.max_active;
   limits.sweep_interval = cfg.entities.sweep_interval;
   limits.max_queue_age = cfg.entities.max_queue_age;
-  auto entity_registry = spawn_entity_registry(system, kinds, ctx, limits, entities, log);
-  auto router = spawn_router(system, *self, entity_registry);
+  auto directory = std::make_shared<entity_directory>(self->name.str());
+  auto entity_registry =
+      spawn_entity_registry(system, kinds, ctx, limits, entities, log, directory);
+  auto router = spawn_router(system, *self, entity_registry, directory);
+  // The edge asks entities through this: straight to a local activation when there is one.
+  entity_router gateway{directory, router, entity_registry, &entities, limits.max_queue_age};
   // Due reminders go through the router, so they reach each entity's current owner.
   for (const auto& reminder : reminders)
     caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));
@@ -403,7 +407,7 @@ int main(int argc, char** argv) {
   edge_cfg.port = self->http_port;
   edge_cfg.debug_endpoints = cfg.debug_endpoints;
   edge_cfg.entity_timeout = cfg.entities.request_timeout;
-  edge::edge_server edge{edge_cfg, std::move(hooks), system, router, *registry, log};
+  edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log};
   {
     edge::user_routes_config uc;
     uc.admins = {cfg.users.admins.begin(), cfg.users.admins.end()};

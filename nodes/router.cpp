@@ -9,6 +9,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "messages/errors.hpp"
+#include "nodes/entity_probe.hpp"
 #include "nodes/placement.hpp"
 
 namespace chorus {
@@ -44,12 +45,14 @@ struct router_state {
   std::vector<std::string> candidates;            // self (if it hosts) + live peers, sorted
   std::unordered_map<uint64_t, pending_request> pending;
   uint64_t next_ticket = 0;
+  std::shared_ptr<entity_directory> dir;  // told the candidates, for entity_router
 
   void rebuild() {
     candidates.clear();
     if (self_hosts) candidates.push_back(self_name);
     for (const auto& [name, handle] : peers) candidates.push_back(name);
     std::sort(candidates.begin(), candidates.end());
+    if (dir) dir->set_candidates(candidates);
   }
 
   /// The owner's registry and name, or nothing when no node hosts entities.
@@ -120,11 +123,13 @@ void attempt(self_pointer self, uint64_t ticket) {
           });
 }
 
-router_actor::behavior_type router(self_pointer self, const node_spec* me, envelope_handler local) {
+router_actor::behavior_type router(self_pointer self, const node_spec* me, envelope_handler local,
+                                   std::shared_ptr<entity_directory> dir) {
   auto& st = self->state;
   st.self_name = me->name.str();
   st.self_hosts = me->has_role(entity_role);
   st.local = std::move(local);
+  st.dir = std::move(dir);
   st.rebuild();
   return {
       [self](entity_envelope& env) -> caf::result<std::string> {
@@ -169,8 +174,99 @@ router_actor::behavior_type router(self_pointer self, const node_spec* me, envel
 }  // namespace
 
 router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
-                          envelope_handler local_registry) {
-  return sys.spawn(router, &self, std::move(local_registry));
+                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir) {
+  return sys.spawn(router, &self, std::move(local_registry), std::move(dir));
+}
+
+entity_router::entity_router(std::shared_ptr<entity_directory> dir, envelope_handler router,
+                             entity_registry_actor registry, entity_probe* probe,
+                             std::chrono::milliseconds max_queue_age)
+    : dir_(std::move(dir)),
+      router_(std::move(router)),
+      registry_(std::move(registry)),
+      probe_(probe),
+      max_queue_age_ns_(std::chrono::nanoseconds{max_queue_age}.count()) {}
+
+namespace {
+
+int64_t steady_ns() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Forwards a request's outcome to `done`.
+template <class Handle, class... Ts>
+void ask_actor(caf::event_based_actor* self, const Handle& dest, std::chrono::milliseconds timeout,
+               entity_gateway::reply_handler done, Ts&&... xs) {
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+      .then([done](std::string& reply) { done(std::move(reply)); },
+            [done](caf::error& err) { done(std::move(err)); });
+}
+
+}  // namespace
+
+void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
+                        std::chrono::milliseconds timeout, reply_handler done) const {
+  if (env.deadline_ms > 0)
+    timeout = std::clamp(std::chrono::milliseconds{env.deadline_ms - now_ms()},
+                         std::chrono::milliseconds{1}, timeout);
+  auto key = entity_key(env);
+  std::shared_ptr<activation_cell> cell;
+  // A caller that gives up before max-queue-age cannot tell the cell when the entity really
+  // got to its request (a timed-out request still sits in the mailbox), so the bounded-mailbox
+  // bookkeeping would drift: such short requests take the router's path, whose registry waits
+  // for the entity by the envelope's deadline.
+  if (std::chrono::nanoseconds{timeout}.count() >= max_queue_age_ns_ && dir_->owns(key))
+    cell = dir_->find(key);
+  if (!cell) {
+    ask_actor(self, router_, timeout, std::move(done), std::move(env));
+    return;
+  }
+  auto sent = steady_ns();
+  if (auto age = cell->admit(sent, max_queue_age_ns_)) {
+    probe_->overloaded(cell->kind());
+    done(overloaded_error(key, *age));
+    return;
+  }
+  // One allocation carries what the answer needs; the envelope is kept for a redelivery and
+  // the activation gets a copy.
+  struct direct_call {
+    std::shared_ptr<activation_cell> cell;
+    reply_handler done;
+    entity_envelope env;
+    int64_t sent;
+    std::chrono::milliseconds timeout;
+  };
+  auto call = std::make_shared<direct_call>(
+      direct_call{std::move(cell), std::move(done), std::move(env), sent, timeout});
+  self->request(call->cell->handle(), timeout, call->env)
+      .then(
+          [this, call](std::string& reply) {
+            probe_->answered(call->cell->kind(),
+                             std::chrono::nanoseconds{call->cell->answered(steady_ns())});
+            call->done(std::move(reply));
+          },
+          [this, self, call](caf::error& err) {
+            auto now = steady_ns();
+            probe_->answered(call->cell->kind(),
+                             std::chrono::nanoseconds{call->cell->answered(now)});
+            auto left =
+                std::max(std::chrono::milliseconds{1},
+                         call->timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::nanoseconds{now - call->sent}));
+            if (bounced(err)) {
+              // The activation stopped (passivated, evicted, or failed on the message ahead):
+              // the router's path activates it again.
+              ask_actor(self, router_, left, std::move(call->done), std::move(call->env));
+              return;
+            }
+            if (failed_on_it(err)) {
+              ask_actor(self, registry_, left, std::move(call->done), redeliver_atom_v,
+                        std::move(call->env), uint32_t{1}, error_detail(err));
+              return;
+            }
+            call->done(std::move(err));
+          });
 }
 
 }  // namespace chorus

@@ -1,13 +1,18 @@
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 
+#include "actors/entity_gateway.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/entity_directory.hpp"
+#include "nodes/entity_registry.hpp"
 
 namespace chorus {
 
@@ -30,8 +35,35 @@ using router_actor = envelope_handler::extend<
     /// Internal timer: try to route the held envelope with this ticket again.
     caf::reacts_to<retry_atom, uint64_t>>;
 
-/// `self` must outlive the actor system.
+/// `self` must outlive the actor system. The router publishes its candidates (the live nodes
+/// that host entities) in `dir`, for entity_router's ownership check.
 router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
-                          envelope_handler local_registry);
+                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir);
+
+/// The calling side of a node's routing, for any actor on the node (the edge's request actors,
+/// sagas, benchmarks). When this node owns the entity and has it active, the request goes
+/// straight to the activation: the same two mailbox hops as a plain CAF request, where the
+/// router actor adds two more (router, registry). The activation's cell records the request
+/// (bounded mailbox, last use); a message the entity fails on is handed to the registry for
+/// redelivery and parking; one that bounces off an activation that just stopped, every
+/// entity that is remote or not active, and a request whose timeout is shorter than
+/// max-queue-age go through the router actor as before. Owned by
+/// main(); thread-safe; must outlive the actors that use it.
+class entity_router final : public entity_gateway {
+ public:
+  entity_router(std::shared_ptr<entity_directory> dir, envelope_handler router,
+                entity_registry_actor registry, entity_probe* probe,
+                std::chrono::milliseconds max_queue_age);
+
+  void ask(caf::event_based_actor* self, entity_envelope env, std::chrono::milliseconds timeout,
+           reply_handler done) const override;
+
+ private:
+  std::shared_ptr<entity_directory> dir_;
+  envelope_handler router_;
+  entity_registry_actor registry_;
+  entity_probe* probe_;
+  int64_t max_queue_age_ns_;
+};
 
 }  // namespace chorus

@@ -1,6 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
+#include <random>
+#include <thread>
+#include <vector>
 
 #include <prometheus/registry.h>
 #include <caf/actor_system.hpp>
@@ -14,6 +19,7 @@
 #include "nodes/entity_probe.hpp"
 #include "nodes/entity_registry.hpp"
 #include "nodes/node_system_config.hpp"
+#include "nodes/router.hpp"
 #include "persistence/journal_actor.hpp"
 #include "tests/fakes/memory_journal.hpp"
 #include "tests/support/process.hpp"
@@ -35,12 +41,13 @@ struct registry_fixture {
   test::memory_journal_store store;
   caf::actor_system sys{cfg};
   persistence::journal_actor journal;
+  std::shared_ptr<entity_directory> directory = std::make_shared<entity_directory>("t1");
   entity_registry_actor registry;
 
   explicit registry_fixture(registry_limits limits) {
     journal = persistence::spawn_journal(sys, store.factory(), {}, nullptr);
     entity_context ctx{"t1", {{debug::counter_domain, journal}}};
-    registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log);
+    registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log, directory);
   }
   ~registry_fixture() {
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
@@ -206,4 +213,149 @@ TEST_CASE("an entity whose oldest request waits longer than the limit refuses ne
   // Other entities are not affected.
   CHECK(f.increment("b"));
   pending.receive([](std::string&) {}, [](caf::error&) {});
+}
+
+namespace {
+
+// The registry fixture plus the node's routing: a router actor and the entity_router callers
+// use, on a one-node cluster that hosts entities.
+struct routed_fixture : registry_fixture {
+  node_spec me{node_name{"t1"}, "127.0.0.1", 1, 2, 3, 4, {"entity"}};
+  router_actor router;
+  std::unique_ptr<entity_router> gateway;
+
+  explicit routed_fixture(registry_limits limits) : registry_fixture(limits) {
+    router = spawn_router(sys, me, registry, directory);
+    gateway =
+        std::make_unique<entity_router>(directory, router, registry, &probe, limits.max_queue_age);
+  }
+  ~routed_fixture() { caf::anon_send_exit(router, caf::exit_reason::user_shutdown); }
+
+  caf::expected<std::string> ask(const google::protobuf::Message& cmd, const std::string& id,
+                                 std::chrono::milliseconds timeout = 5s) {
+    entity_envelope env{debug::counter_kind,     id, cmd.GetDescriptor()->full_name(),
+                        cmd.SerializeAsString(), "", 0};
+    auto done = std::make_shared<std::promise<caf::expected<std::string>>>();
+    auto answer = done->get_future();
+    sys.spawn([this, env, timeout, done](caf::event_based_actor* self) {
+      gateway->ask(self, env, timeout,
+                   [done](caf::expected<std::string> out) { done->set_value(std::move(out)); });
+    });
+    return answer.get();
+  }
+
+  int32_t increment_via_gateway(const std::string& id) {
+    auto bytes = ask(messages::CounterIncrement{}, id);
+    if (!bytes) return -1;
+    messages::CounterValue v;
+    return v.ParseFromString(*bytes) ? v.value() : -1;
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "callers reach an active local entity directly, and the first message activates it once") {
+  routed_fixture f{{60s, 100, 1s}};
+  CHECK(f.directory->find("counter/a") == nullptr);
+  for (int i = 1; i <= 5; ++i) CHECK(f.increment_via_gateway("a") == i);
+  CHECK(f.directory->find("counter/a") != nullptr);
+  CHECK(f.metric("chorus_entity_activations_total") == 1);
+  // Every request is measured, whichever path it took.
+  double answered = 0;
+  for (const auto& fam : f.metrics.Collect())
+    if (fam.name == "chorus_entity_request_seconds")
+      for (const auto& m : fam.metric) answered += static_cast<double>(m.histogram.sample_count);
+  CHECK(answered == 5);
+}
+
+TEST_CASE("an entity used only by direct callers is neither idle-passivated nor evicted first") {
+  registry_limits limits{300ms, 2, 20ms};
+  routed_fixture f{limits};
+  CHECK(f.increment_via_gateway("busy") == 1);
+  CHECK(f.increment_via_gateway("other") == 1);
+  // "busy" keeps being used through the fast path only, for longer than the idle timeout.
+  auto until = std::chrono::steady_clock::now() + 700ms;
+  int n = 1;
+  while (std::chrono::steady_clock::now() < until) {
+    CHECK(f.increment_via_gateway("busy") == ++n);
+    std::this_thread::sleep_for(20ms);  // pacing the traffic, not waiting for a result
+  }
+  // "other" was idle the whole time and went; "busy" is still the same activation.
+  CHECK(f.directory->find("counter/other") == nullptr);
+  CHECK(f.directory->find("counter/busy") != nullptr);
+  CHECK(f.metric("chorus_entity_passivations_total", "idle") == 1);
+  // At the cap the least recently used goes: "busy" was used last, so "third" evicts "x".
+  CHECK(f.increment_via_gateway("x") == 1);
+  CHECK(f.increment_via_gateway("busy") == n + 1);
+  CHECK(f.increment_via_gateway("third") == 1);
+  CHECK(f.directory->find("counter/x") == nullptr);
+  CHECK(f.directory->find("counter/busy") != nullptr);
+  CHECK(f.metric("chorus_entity_passivations_total", "evicted") == 1);
+}
+
+TEST_CASE(
+    "a poison message sent directly is still redelivered with back-off and parked after 3 tries") {
+  routed_fixture f{{60s, 100, 1s}};
+  REQUIRE(f.increment_via_gateway("a") == 1);
+  REQUIRE(f.directory->find("counter/a") != nullptr);  // so the poison takes the fast path
+  auto sent = std::chrono::steady_clock::now();
+  auto out = f.ask(messages::CounterPoison{}, "a");
+  auto took = std::chrono::steady_clock::now() - sent;
+  REQUIRE_FALSE(out);
+  CHECK(out.error().code() == static_cast<uint8_t>(runtime_errc::parked));
+  CHECK(error_detail(out.error()).find("failed 3 times") != std::string::npos);
+  CHECK(took >= 300ms);
+  CHECK(f.metric("chorus_entity_failures_total") == 3);
+  CHECK(f.metric("chorus_dead_letters_total") == 1);
+  CHECK(f.increment_via_gateway("a") == 2);
+}
+
+TEST_CASE(
+    "a direct caller is refused with overloaded once the entity's oldest request is too old") {
+  registry_limits limits;
+  limits.max_queue_age = 200ms;
+  routed_fixture f{limits};
+  REQUIRE(f.increment_via_gateway("a") == 1);
+  messages::CounterBusy busy;
+  busy.set_ms(1500);
+  auto slow = std::async(std::launch::async, [&] { return f.ask(busy, "a"); });
+  caf::error refused;
+  CHECK(test::eventually(1400ms, [&] {
+    auto out = f.ask(messages::CounterIncrement{}, "a", 50ms);
+    if (out || out.error().category() != runtime_category) return false;
+    refused = out.error();
+    return true;
+  }));
+  REQUIRE(refused);
+  CHECK(refused.code() == static_cast<uint8_t>(runtime_errc::overloaded));
+  CHECK(f.metric("chorus_entity_overloads_total") >= 1);
+  CHECK(f.increment_via_gateway("b") == 1);
+  CHECK(slow.get());
+}
+
+TEST_CASE("direct callers racing with constant idle passivation lose no increment") {
+  // Idle after 10 ms, swept every 2 ms, and traffic in bursts with gaps longer than that: each
+  // burst starts about when its activation stops, so some requests find a handle that is
+  // already dead and must be answered through the router.
+  registry_limits limits{10ms, 100, 2ms};
+  routed_fixture f{limits};
+  constexpr int threads = 3, bursts = 15, per_burst = 4;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < threads; ++t)
+    callers.emplace_back([&, t] {
+      std::mt19937 rng{static_cast<unsigned>(t)};
+      for (int b = 0; b < bursts; ++b) {
+        for (int i = 0; i < per_burst; ++i)
+          if (f.increment_via_gateway("raced") < 0) ++failed;
+        // Pacing the bursts around the idle timeout, not waiting for a result.
+        std::this_thread::sleep_for(std::chrono::milliseconds{12 + rng() % 10});
+      }
+    });
+  for (auto& c : callers) c.join();
+  CHECK(failed.load() == 0);
+  CHECK(f.increment_via_gateway("raced") == threads * bursts * per_burst + 1);
+  MESSAGE(f.metric("chorus_entity_passivations_total", "idle") << " idle passivations");
+  CHECK(f.metric("chorus_entity_passivations_total", "idle") >= 3);
 }

@@ -1,0 +1,79 @@
+#include "nodes/entity_directory.hpp"
+
+#include <functional>
+#include <mutex>
+
+#include "nodes/placement.hpp"
+
+namespace chorus {
+
+std::optional<int64_t> activation_cell::admit(int64_t now_ns, int64_t max_age_ns) {
+  last_used_.store(now_ns, std::memory_order_relaxed);
+  lock();
+  if (head_ < sent_.size() && now_ns - sent_[head_] > max_age_ns) {
+    auto age = now_ns - sent_[head_];
+    unlock();
+    return age;
+  }
+  sent_.push_back(now_ns);
+  unlock();
+  return std::nullopt;
+}
+
+int64_t activation_cell::answered(int64_t now_ns) {
+  lock();
+  int64_t waited = 0;
+  if (head_ < sent_.size()) {
+    waited = now_ns - sent_[head_];
+    if (++head_ == sent_.size()) {
+      sent_.clear();
+      head_ = 0;
+    }
+  }
+  unlock();
+  return waited;
+}
+
+entity_directory::entity_directory(std::string self) : self_(std::move(self)) {
+  lists_.push_back(std::make_unique<const std::vector<std::string>>());
+  candidates_.store(lists_.back().get());
+}
+
+void entity_directory::set_candidates(std::vector<std::string> sorted) {
+  std::lock_guard guard{lists_mutex_};
+  lists_.push_back(std::make_unique<const std::vector<std::string>>(std::move(sorted)));
+  candidates_.store(lists_.back().get(), std::memory_order_release);
+  if (lists_.size() > kept_lists) lists_.pop_front();
+}
+
+bool entity_directory::owns(std::string_view key) const {
+  const auto& candidates = *candidates_.load(std::memory_order_acquire);
+  auto owner = rendezvous_owner(key, candidates);
+  return owner && candidates[*owner] == self_;
+}
+
+entity_directory::shard& entity_directory::shard_of(const std::string& key) const {
+  return shards_[std::hash<std::string>{}(key) % shards_.size()];
+}
+
+std::shared_ptr<activation_cell> entity_directory::find(const std::string& key) const {
+  auto& s = shard_of(key);
+  std::shared_lock guard{s.mutex};
+  auto i = s.cells.find(key);
+  return i == s.cells.end() ? nullptr : i->second;
+}
+
+const std::string* entity_directory::insert(const std::string& key,
+                                            std::shared_ptr<activation_cell> cell) {
+  auto& s = shard_of(key);
+  std::unique_lock guard{s.mutex};
+  return &s.cells.insert_or_assign(key, std::move(cell)).first->first;
+}
+
+void entity_directory::erase(std::string key) {
+  auto& s = shard_of(key);
+  std::unique_lock guard{s.mutex};
+  s.cells.erase(key);
+}
+
+}  // namespace chorus
