@@ -100,6 +100,7 @@ TEST_CASE("two activations of one counter writing at once: one append per versio
   auto b = env.activation(id, env.journal_b, "b");
   constexpr int per_activation = 100;
   int acked = 0, conflicts = 0, other = 0;
+  int32_t final_value = -1;
   {
     caf::scoped_actor self{env.sys};
     for (int i = 0; i < per_activation; ++i) {
@@ -117,9 +118,15 @@ TEST_CASE("two activations of one counter writing at once: one append per versio
                       else
                         ++other;
                     });
+    // Every answer came after its append and, for a lost race, the catch-up load: so the probes
+    // are complete here. Each activation loaded once on its first command, and every lost race
+    // made its loser reload the events it missed before deciding again.
+    CHECK(env.counter("chorus_journal_loads_total") ==
+          2 + env.counter("chorus_journal_conflicts_total"));
     // A third activation restores from the journal alone: exactly the acknowledged increments.
     auto c = env.activation(id, env.journal_a, "c");
-    CHECK(value_of(self, c, id) == acked);
+    final_value = value_of(self, c, id);
+    CHECK(final_value == acked);
     for (const auto& h : {a, b, c}) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
   CHECK(other == 0);
@@ -127,6 +134,15 @@ TEST_CASE("two activations of one counter writing at once: one append per versio
   CHECK(acked > per_activation);
   // The race happened (or the test proves nothing), and losers caught up and won later.
   CHECK(env.counter("chorus_journal_conflicts_total") > 0);
+  CHECK(env.counter("chorus_journal_appends_total") == acked);
+  // The stored stream, read behind the entities' back: versions 1..n, no gap and no fork, one
+  // event per acknowledged increment.
+  persistence::journal_pg journal{test::real_storage().postgres_dsn};
+  auto stored = journal.read(std::string{debug::counter_kind} + "/" + id, 0, 10 * per_activation);
+  if (!stored) FAIL("read failed: " << error_detail(stored.error()));
+  CHECK(static_cast<int32_t>(stored->size()) == final_value);
+  for (size_t i = 0; i < stored->size(); ++i)
+    CHECK((*stored)[i].version == static_cast<int64_t>(i + 1));
   MESSAGE(acked << " acknowledged, " << env.counter("chorus_journal_conflicts_total")
                 << " lost races resolved by reloading, " << conflicts << " answered 409");
 }
@@ -152,6 +168,9 @@ TEST_CASE("a counter restores from a snapshot plus later events after passivatio
         for (const auto& l : m.label)
           if (l.name == "from" && l.value == "snapshot") from_snapshot += m.counter.value;
   CHECK(from_snapshot == 1);
+  // The first activation found a new stream (nothing to replay); the second read the snapshot
+  // at 20 and only events 21..25, not the 20 the snapshot covers.
+  CHECK(env.counter("chorus_journal_replayed_events_total") == 5);
   caf::anon_send_exit(second, caf::exit_reason::user_shutdown);
 }
 

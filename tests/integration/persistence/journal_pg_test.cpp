@@ -1,19 +1,24 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <pqxx/pqxx>
 
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/migrations.hpp"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
 using namespace chorus;
 using namespace chorus::persistence;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -33,6 +38,36 @@ std::string dsn() {
 bool is(const caf::error& err, errc code) {
   return err.category() == errc_category && err.code() == static_cast<uint8_t>(code);
 }
+
+// A database of the test's own, for tests that count every row of `events` and `outbox`: in the
+// shared one other runs write, and the dev cluster's relay marks outbox rows published.
+struct own_database {
+  own_database() {
+    auto migrated = apply_migrations(db.dsn());
+    if (!migrated) FAIL("migrations failed: " << error_detail(migrated.error()));
+  }
+
+  /// The single integer a query answers (a count).
+  int64_t number(const std::string& query, const std::string& stream = "") {
+    pqxx::nontransaction tx{sql};
+    auto rows = stream.empty() ? tx.exec(query) : tx.exec_params(query, stream);
+    return rows[0][0].as<int64_t>();
+  }
+
+  /// The versions stored for `stream`, in order.
+  std::vector<int64_t> versions(const std::string& stream) {
+    pqxx::nontransaction tx{sql};
+    std::vector<int64_t> out;
+    for (const auto& row :
+         tx.exec_params("SELECT version FROM events WHERE stream = $1 ORDER BY version", stream))
+      out.push_back(row[0].as<int64_t>());
+    return out;
+  }
+
+  test::scratch_database db{test::real_storage().postgres_port};
+  journal_pg journal{db.dsn()};
+  pqxx::connection sql{db.dsn()};
+};
 
 }  // namespace
 
@@ -196,4 +231,87 @@ TEST_CASE("a PostgreSQL that is not there is an unavailable error from the journ
   auto r = j.read("s", 0, 1);
   REQUIRE_FALSE(r);
   CHECK(is(r.error(), errc::postgres_unavailable));
+}
+
+TEST_CASE("an append refused for a version conflict leaves no event and no outbox row") {
+  own_database d;
+  auto s = fresh_stream("refused");
+  REQUIRE(d.journal.append(s, 0, {{"t.A", "1", "{}"}, {"t.A", "2", "{}"}}));
+  auto events = [&] { return d.number("SELECT count(*) FROM events"); };
+  auto outbox = [&] { return d.number("SELECT count(*) FROM outbox"); };
+  REQUIRE(events() == 2);
+  REQUIRE(outbox() == 2);
+  // Stale (its second event's version is free), from scratch again, and past the end.
+  for (int64_t expected : {1, 0, 5}) {
+    CAPTURE(expected);
+    auto refused = d.journal.append(s, expected, {{"t.A", "x", "{}"}, {"t.A", "y", "{}"}});
+    REQUIRE_FALSE(refused);
+    CHECK(is(refused.error(), errc::version_conflict));
+    CHECK(events() == 2);
+    CHECK(outbox() == 2);
+  }
+  // In a batch next to an append that is written, only that one's rows appear.
+  auto other = fresh_stream("written");
+  auto done =
+      d.journal.append_batch({{s, 1, {{"t.A", "z", "{}"}}}, {other, 0, {{"t.B", "o", "{}"}}}});
+  if (!done) FAIL("batch failed: " << error_detail(done.error()));
+  CHECK_FALSE((*done)[0]);
+  CHECK((*done)[1]);
+  CHECK(d.versions(s) == std::vector<int64_t>{1, 2});
+  CHECK(events() == 3);
+  CHECK(outbox() == 3);
+  CHECK(d.number("SELECT count(*) FROM outbox o JOIN events e USING (global_position) "
+                 "WHERE e.stream = $1",
+                 other) == 1);
+}
+
+TEST_CASE(
+    "an append that half-lands in a race with another writer is undone with its outbox rows") {
+  own_database d;
+  auto s = fresh_stream("half");
+  REQUIRE(d.journal.append(s, 0, {{"t.A", "1", "{}"}}));
+  // Another writer inserts version 3 and keeps its transaction open: the journal's check sees
+  // versions 2 and 3 free, writes 2, and waits for the other writer on 3.
+  pqxx::connection other{d.db.dsn()};
+  pqxx::work racing{other};
+  racing.exec_params(
+      "INSERT INTO events (stream, version, type, payload) VALUES ($1, 3, 't.Other', '\\x00')", s);
+  caf::expected<int64_t> result{int64_t{0}};
+  std::thread writer{[&] {
+    result = d.journal.append(s, 1, {{"t.A", "2", "{}"}, {"t.A", "3", "{}"}});
+  }};
+  CHECK(test::eventually(10s, [&] {
+    return d.number(
+               "SELECT count(*) FROM pg_stat_activity "
+               "WHERE datname = current_database() AND wait_event_type = 'Lock'") == 1;
+  }));
+  racing.commit();
+  writer.join();
+  // The other writer got 3, so the append lost: its version 2 is gone, and its outbox row too.
+  REQUIRE_FALSE(result);
+  CHECK(is(result.error(), errc::version_conflict));
+  CHECK(d.versions(s) == std::vector<int64_t>{1, 3});
+  CHECK(d.number("SELECT count(*) FROM outbox") == 1);
+  CHECK(d.number("SELECT count(*) FROM events WHERE type = 't.A'") == 1);
+}
+
+TEST_CASE("a successful append writes one unpublished outbox row per event in its transaction") {
+  own_database d;
+  auto a = fresh_stream("outbox-a"), b = fresh_stream("outbox-b");
+  REQUIRE(d.journal.append(a, 0, {{"t.A", "a1", "{}"}}));
+  auto done = d.journal.append_batch(
+      {{a, 1, {{"t.A", "a2", "{}"}, {"t.A", "a3", "{}"}}}, {b, 0, {{"t.B", "b1", "{}"}}}});
+  if (!done) FAIL("batch failed: " << error_detail(done.error()));
+  CHECK((*done)[0]);
+  CHECK((*done)[1]);
+  // Read on another connection: committed. One row per event (the primary key allows no more).
+  CHECK(d.number("SELECT count(*) FROM events") == 4);
+  CHECK(d.number("SELECT count(*) FROM outbox") == 4);
+  CHECK(d.number("SELECT count(*) FROM events e JOIN outbox o USING (global_position) "
+                 "WHERE o.published_at IS NULL") == 4);
+  // Each outbox row was inserted by the transaction that inserted its event, and the batch is
+  // one transaction: two in all.
+  CHECK(d.number("SELECT count(*) FROM events e JOIN outbox o USING (global_position) "
+                 "WHERE o.xmin = e.xmin") == 4);
+  CHECK(d.number("SELECT count(DISTINCT txid) FROM events") == 2);
 }

@@ -262,3 +262,17 @@ TEST_CASE("request-timeout defaults to 5s, is read from chorus.entities and must
                            "[chorus.entities]\nrequest-timeout=\"soon\"\n[chorus.membership]"))
             .find("chorus.entities.request-timeout") != std::string::npos);
 }
+
+TEST_CASE("snapshot-every defaults to 100, is read from chorus.storage and must be a count") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->storage.snapshot_every == 100);
+  cfg = parse(good_with("redis-url=", "snapshot-every=25\nredis-url="));
+  REQUIRE(cfg);
+  CHECK(cfg->storage.snapshot_every == 25);
+  CHECK(error_of(good_with("redis-url=", "snapshot-every=\"often\"\nredis-url=")) ==
+        "/etc/chorus/test.conf: chorus.storage.snapshot-every: expected an integer, got string "
+        "\"often\"");
+  CHECK(error_of(good_with("redis-url=", "snapshot-every=0\nredis-url=")) ==
+        "/etc/chorus/test.conf: chorus.storage.snapshot-every: 0 must be at least 1");
+}
