@@ -1,9 +1,11 @@
 // ./chorus bench runtime — the entity runtime next to raw CAF, in one run.
 //
-// The "raw" side sends the same envelope to the same counter actor, spawned directly: the
-// handler work is identical, so each ratio is the cost of the router and the registry.
-//   (a) same node: through router + registry vs a raw request to the actor
-//   (b) other node (a forked process, BASP over loopback): router -> remote registry vs a raw
+// The "raw" side sends the same envelope to counter actors spawned directly (as many as ours
+// address), and ours goes through the node's entity_gateway as the edge does: the handler work
+// is identical, so each ratio is the cost of routing (placement check, directory, bookkeeping).
+//   (a) same node: through the gateway's fast path vs a raw request to the actor
+//   (b) other node (a forked process, BASP over loopback): gateway -> router -> remote registry
+//       vs a raw
 //       remote request to an actor published by that process
 //   (c) cold activation latency (first message to a new id) vs warm, p50/p99
 //   (d) resident memory per idle entity, 1,000,000 entities via the registry vs 1,000,000 plain
@@ -19,8 +21,10 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@
 #include <caf/send.hpp>
 
 #include "actors/debug/counter_entity.hpp"
+#include "actors/event_sourced.hpp"
 #include "common/json_log.hpp"
 #include "messages/debug.pb.h"
 #include "nodes/cluster_config.hpp"
@@ -53,41 +58,70 @@ entity_envelope get_envelope(const std::string& id) {
                          cmd.SerializeAsString(), "", 0};
 }
 
+// How one request is made: the raw side with a plain CAF request to a handle, ours through
+// the node's entity_gateway (as the edge does). `answered(ok)` runs in the driver actor.
+using sender = std::function<void(caf::event_based_actor*, entity_envelope,
+                                  std::function<void(bool)> answered)>;
+
+sender raw_request(envelope_handler dest, caf::duration timeout = caf::duration{seconds{30}}) {
+  return [dest, timeout](caf::event_based_actor* self, entity_envelope env,
+                         std::function<void(bool)> answered) {
+    self->request(dest, timeout, std::move(env))
+        .then([answered](std::string&) { answered(true); },
+              [answered](caf::error&) { answered(false); });
+  };
+}
+
+// Plain requests spread round-robin over `dests`, the way ours spread over as many entities:
+// sixty-four actors with a message each are scheduled sixty-four times, one actor with
+// sixty-four messages once, so the raw side must address as many actors as ours.
+sender raw_spread(std::vector<envelope_handler> dests,
+                  caf::duration timeout = caf::duration{seconds{30}}) {
+  auto next = std::make_shared<size_t>(0);
+  return
+      [dests = std::move(dests), next, timeout](caf::event_based_actor* self, entity_envelope env,
+                                                std::function<void(bool)> answered) {
+        self->request(dests[(*next)++ % dests.size()], timeout, std::move(env))
+            .then([answered](std::string&) { answered(true); },
+                  [answered](caf::error&) { answered(false); });
+      };
+}
+
+sender through(const entity_gateway& gateway) {
+  return [&gateway](caf::event_based_actor* self, entity_envelope env,
+                    std::function<void(bool)> answered) {
+    gateway.ask(self, std::move(env), seconds{30},
+                [answered](caf::expected<std::string> out) { answered(static_cast<bool>(out)); });
+  };
+}
+
 // Requests with `in_flight` outstanding until `total` answered; returns answers per second.
 // With in_flight == 1 it also fills `latencies` (microseconds) when given.
-double drive(caf::actor_system& sys, const envelope_handler& dest, size_t total, size_t in_flight,
+double drive(caf::actor_system& sys, const sender& send, size_t total, size_t in_flight,
              const std::function<entity_envelope(size_t)>& make,
              std::vector<double>* latencies = nullptr) {
   std::promise<double> done;
   auto result = done.get_future();
-  sys.spawn([&, dest](caf::event_based_actor* self) {
+  sys.spawn([&](caf::event_based_actor* self) {
     struct run_state {
       size_t sent = 0, answered = 0, failed = 0;
       clock_type::time_point start = clock_type::now();
     };
     auto st = std::make_shared<run_state>();
     auto send_one = std::make_shared<std::function<void()>>();
-    *send_one = [=, &done, &make]() {
+    *send_one = [=, &done, &make, &send]() {
       auto i = st->sent++;
       auto t0 = clock_type::now();
-      self->request(dest, seconds{30}, make(i))
-          .then(
-              [=, &done](std::string&) {
-                if (latencies != nullptr)
-                  latencies->push_back(
-                      duration<double, std::micro>(clock_type::now() - t0).count());
-                if (++st->answered == total)
-                  done.set_value(total / duration<double>(clock_type::now() - st->start).count());
-                else if (st->sent < total)
-                  (*send_one)();
-              },
-              [=, &done](caf::error&) {
-                ++st->failed;
-                if (++st->answered == total)
-                  done.set_value(0);
-                else if (st->sent < total)
-                  (*send_one)();
-              });
+      send(self, make(i), [=, &done](bool ok) {
+        if (!ok) ++st->failed;
+        if (ok && latencies != nullptr)
+          latencies->push_back(duration<double, std::micro>(clock_type::now() - t0).count());
+        if (++st->answered == total)
+          done.set_value(
+              st->failed > 0 ? 0 : total / duration<double>(clock_type::now() - st->start).count());
+        else if (st->sent < total)
+          (*send_one)();
+      });
     };
     for (size_t k = 0; k < in_flight && k < total; ++k) (*send_one)();
   });
@@ -140,7 +174,8 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
     entity_context ctx{
         "b2",
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
-    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log);
+    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log,
+                                          std::make_shared<entity_directory>("b2"));
     auto plain = debug::counter_factory()(sys, "plain", ctx);
     auto p1 = sys.middleman().publish(registry, 0, "127.0.0.1");
     auto p2 = sys.middleman().publish(plain, 0, "127.0.0.1");
@@ -196,10 +231,15 @@ int main(int argc, char** argv) {
     entity_context ctx{
         "b1",
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
-    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log);
-    auto local_router = spawn_router(sys, local_cfg.nodes[0], registry);
-    auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry);
+    auto local_dir = std::make_shared<entity_directory>("b1");
+    auto remote_dir = std::make_shared<entity_directory>("b1");
+    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log, local_dir);
+    auto local_router = spawn_router(sys, local_cfg.nodes[0], registry, local_dir);
+    auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry, remote_dir);
     auto plain = debug::counter_factory()(sys, "plain", ctx);
+    std::vector<envelope_handler> plains;
+    for (int i = 0; i < 64; ++i)
+      plains.push_back(debug::counter_factory()(sys, "w" + std::to_string(i), ctx));
     auto remote_registry =
         sys.middleman().remote_actor<envelope_handler>("127.0.0.1", remote_ports[0]);
     auto remote_plain =
@@ -209,25 +249,39 @@ int main(int argc, char** argv) {
       return 1;
     }
     caf::anon_send(remote_router, peer_up_atom_v, std::string{"b2"}, *remote_registry, true);
-    envelope_handler local_entry = local_router, remote_entry = remote_router;
+    // What the edge uses: the local gateway reaches b1's active entities directly; the remote
+    // one finds that b2 owns everything and goes through its router.
+    entity_router local_gateway{local_dir, local_router, registry, &probe, limits.max_queue_age};
+    entity_router remote_gateway{remote_dir, remote_router, registry, &probe, limits.max_queue_age};
+    auto local_entry = through(local_gateway), remote_entry = through(remote_gateway);
+    auto plain_entry = raw_spread(plains), remote_plain_entry = raw_request(*remote_plain);
 
     // Warm up: activate the 64 ids used below on both sides, and the connections.
     auto ids = [](size_t i) { return get_envelope("w" + std::to_string(i % 64)); };
     auto plain_msg = [](size_t) { return get_envelope("plain"); };
     drive(sys, local_entry, 20000, 64, ids);
     drive(sys, remote_entry, 20000, 64, ids);
-    drive(sys, *remote_plain, 20000, 64, plain_msg);
+    drive(sys, remote_plain_entry, 20000, 64, plain_msg);
 
     std::vector<double> a_ours, a_raw, a1_ours, a1_raw, b_ours, b_raw, b1_ours, b1_raw;
+    // Each pair runs in both orders across rounds: whatever one run leaves behind (the actor
+    // clock's pending request timeouts, warm caches) must not always fall on the same side.
+    auto pair = [&](int r, std::vector<double>& ours, std::vector<double>& raw,
+                    const sender& ours_send, const sender& raw_send, size_t total, size_t in_flight,
+                    const std::function<entity_envelope(size_t)>& raw_make) {
+      if (r % 2 == 0) {
+        ours.push_back(drive(sys, ours_send, total, in_flight, ids));
+        raw.push_back(drive(sys, raw_send, total, in_flight, raw_make));
+      } else {
+        raw.push_back(drive(sys, raw_send, total, in_flight, raw_make));
+        ours.push_back(drive(sys, ours_send, total, in_flight, ids));
+      }
+    };
     for (int r = 0; r < rounds; ++r) {
-      a_ours.push_back(drive(sys, local_entry, 200000, 100, ids));
-      a_raw.push_back(drive(sys, plain, 200000, 100, plain_msg));
-      a1_ours.push_back(drive(sys, local_entry, 20000, 1, ids));
-      a1_raw.push_back(drive(sys, plain, 20000, 1, plain_msg));
-      b_ours.push_back(drive(sys, remote_entry, 100000, 100, ids));
-      b_raw.push_back(drive(sys, *remote_plain, 100000, 100, plain_msg));
-      b1_ours.push_back(drive(sys, remote_entry, 5000, 1, ids));
-      b1_raw.push_back(drive(sys, *remote_plain, 5000, 1, plain_msg));
+      pair(r, a_ours, a_raw, local_entry, plain_entry, 200000, 100, plain_msg);
+      pair(r, a1_ours, a1_raw, local_entry, plain_entry, 20000, 1, plain_msg);
+      pair(r, b_ours, b_raw, remote_entry, remote_plain_entry, 100000, 100, plain_msg);
+      pair(r, b1_ours, b1_raw, remote_entry, remote_plain_entry, 5000, 1, plain_msg);
     }
     std::printf(
         "runtime: medians of %d rounds                          chorus      raw CAF    ratio\n",
@@ -249,22 +303,36 @@ int main(int argc, char** argv) {
                 percentile(cold, 0.99), percentile(warm, 0.99),
                 percentile(cold, 0.99) / percentile(warm, 0.99));
 
-    // (d) memory per idle entity.
+    // (d) memory per idle entity: 1M entities each asked once through the registry vs 1M plain
+    // counters each asked once directly, both measured once settled: the request timeout each
+    // activation's journal load leaves in the actor clock (journal_timeout) has fired, and
+    // freed memory is handed back (malloc_trim), so what is counted is what an idle entity
+    // keeps. The driver's own requests carry no timeout, for the same reason.
+    auto settle = [] {
+      std::this_thread::sleep_for(journal_timeout + seconds{1});  // a bench, not a test
+      ::malloc_trim(0);
+    };
+    settle();
     auto before = resident_bytes();
     auto many = [](size_t i) { return get_envelope("m" + std::to_string(i)); };
-    drive(sys, envelope_handler{registry}, entities, 1000, many);
+    drive(sys, raw_request(registry, caf::infinite), entities, 1000, many);
+    settle();
     auto ours = static_cast<double>(resident_bytes() - before) / entities;
     before = resident_bytes();
     std::vector<envelope_handler> plain_actors;
     plain_actors.reserve(entities);
     for (size_t i = 0; i < entities; ++i)
       plain_actors.push_back(debug::counter_factory()(sys, "p" + std::to_string(i), ctx));
+    auto plain_get = [](size_t i) { return get_envelope("p" + std::to_string(i)); };
+    drive(sys, raw_spread(plain_actors, caf::infinite), entities, 1000, plain_get);
+    settle();
     auto raw = static_cast<double>(resident_bytes() - before) / entities;
     std::printf("  %-46s %12.0f %12.0f %8.2f  bytes\n", "(d) resident memory per idle entity", ours,
                 raw, ours / raw);
     std::printf("      (%zu entities through the registry vs %zu plain actors)\n", entities,
                 entities);
     for (auto& a : plain_actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : plains) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     plain_actors.clear();
     for (const auto& a :
          {caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(local_router),
