@@ -11,6 +11,7 @@
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_probe.hpp"
 #include "http_edge/error_table.hpp"
+#include "http_edge/openapi.hpp"
 #include "messages/errors.hpp"
 
 namespace chorus::edge {
@@ -68,6 +69,12 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
           res.status = report.ready() ? 200 : 503;
           if (!report.ready()) res.set_header("Retry-After", "1");
           res.set_content(to_json(report), json_type);
+        });
+  // The API document: public, cacheable, the same on every node of one version.
+  route(http_method::get, "/v1/openapi.json", "/v1/openapi.json",
+        [](const httplib::Request&, httplib::Response& res, const std::string&) {
+          res.set_header("Cache-Control", "public, max-age=300");
+          res.set_content(std::string{openapi_document()}, json_type);
         });
   route(http_method::get, "/statusz", "/statusz",
         [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
@@ -132,6 +139,8 @@ caf::expected<std::string> edge_server::ask_service(const envelope_handler& serv
 
 void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
                         handler fn) {
+  static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
+  routes_.push_back({names[static_cast<int>(method)], name});
   auto wrapped = [this, name, fn = std::move(fn)](const httplib::Request& req,
                                                   httplib::Response& res) {
     auto start = std::chrono::steady_clock::now();

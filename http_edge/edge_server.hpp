@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <prometheus/registry.h>
 #include <caf/actor_system.hpp>
@@ -70,6 +71,16 @@ class edge_server final : public edge_api {
   /// Lets `group` register its routes (user_routes.hpp, ...). Call before start().
   void add_routes(const std::function<void(edge_api&)>& group) { group(*this); }
 
+  /// One registered route: its method ("get", "post", ... as in OpenAPI) and its name
+  /// ("/v1/users/{id}").
+  struct route_info {
+    std::string method;
+    std::string name;
+  };
+  /// Every route registered so far, in registration order (the OpenAPI test compares them with
+  /// the document).
+  [[nodiscard]] const std::vector<route_info>& routes() const { return routes_; }
+
  private:
   // edge_api
   void route(http_method method, const std::string& pattern, const std::string& name,
@@ -88,6 +99,7 @@ class edge_server final : public edge_api {
   std::unique_ptr<edge_probe> probe_;
   std::unique_ptr<httplib::Server> server_;
   int listen_socket_ = -1;  ///< the bound socket, once bind() made it
+  std::vector<route_info> routes_;
   std::thread thread_;
 };
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "messages/users.pb.h"
@@ -430,4 +432,52 @@ TEST_CASE("a session ends after its idle time without use") {
   REQUIRE(
       test::eventually(10s, [&] { return std::chrono::steady_clock::now() - started > 1700ms; }));
   CHECK(test::http_call(port, "GET", "/v1/me", "", bearer(token), "").status == 401);
+}
+
+TEST_CASE(
+    "every mutating route in the served OpenAPI document refuses an anonymous call with 401, "
+    "unless the document marks it public") {
+  test::test_cluster c{1};
+  c.start_all();
+  REQUIRE(c.converged(20s));
+  auto port = c.at(0).http_port;
+  auto served = c.get(0, "/v1/openapi.json");
+  REQUIRE(served.status == 200);
+  CHECK(served.header("Content-Type").find("application/json") != std::string::npos);
+  google::protobuf::Struct doc;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(served.body, &doc).ok());
+  CHECK(doc.fields().at("openapi").string_value().rfind("3.", 0) == 0);
+  auto has_security = [](const google::protobuf::Struct& op) {
+    auto it = op.fields().find("security");
+    // An operation without its own `security` inherits the document's (bearer).
+    return it == op.fields().end() || it->second.list_value().values_size() > 0;
+  };
+  int mutating = 0, refused = 0, public_ops = 0;
+  for (const auto& [path, item] : doc.fields().at("paths").struct_value().fields()) {
+    for (const auto& [method, op_value] : item.struct_value().fields()) {
+      if (method != "post" && method != "put" && method != "patch" && method != "delete") continue;
+      ++mutating;
+      const auto& op = op_value.struct_value();
+      if (!has_security(op)) {
+        ++public_ops;
+        continue;
+      }
+      // Fill path parameters with a well-formed id that names nobody.
+      std::string concrete = path;
+      for (auto open = concrete.find('{'); open != std::string::npos; open = concrete.find('{'))
+        concrete.replace(open, concrete.find('}', open) - open + 1, std::string(32, 'a'));
+      std::string upper;
+      for (char ch : method) upper += static_cast<char>(std::toupper(ch));
+      auto r = test::http_call(port, upper, concrete, "{}", {});
+      CHECK_MESSAGE(error_is(r, 401, "unauthenticated"),
+                    upper << " " << concrete << ": " << r.status << " " << r.body);
+      ++refused;
+    }
+  }
+  MESSAGE(mutating << " mutating operations, " << refused << " refused anonymously, " << public_ops
+                   << " public");
+  CHECK(refused >= 6);
+  // Register and log in are public by nature; the demo counter routes are public while
+  // debug-endpoints is on.
+  CHECK(public_ops >= 2);
 }
