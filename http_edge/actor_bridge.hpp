@@ -20,11 +20,15 @@ caf::expected<Result> ask(caf::actor_system& sys, const Handle& dest,
                           std::chrono::milliseconds timeout, Ts... xs) {
   auto promise = std::make_shared<std::promise<caf::expected<Result>>>();
   auto answer = promise->get_future();
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(dest, timeout, xs...)
-        .then([promise](Result& result) { promise->set_value(std::move(result)); },
-              [promise](caf::error& err) { promise->set_value(std::move(err)); });
-  });
+  // `dest` travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan reports
+  // it) when a function-based actor is spawned with no argument at all.
+  sys.spawn(
+      [=](caf::event_based_actor* self, const Handle& to) {
+        self->request(to, timeout, xs...)
+            .then([promise](Result& result) { promise->set_value(std::move(result)); },
+                  [promise](caf::error& err) { promise->set_value(std::move(err)); });
+      },
+      dest);
   // The request's own timeout answers first; this bound only guards against a lost promise.
   if (answer.wait_for(timeout + std::chrono::seconds{1}) != std::future_status::ready)
     return caf::make_error(caf::sec::request_timeout);

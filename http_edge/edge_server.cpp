@@ -116,11 +116,15 @@ caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
   // scheduler thread blocks (as a scoped_actor would); only this worker thread waits.
   auto promise = std::make_shared<std::promise<caf::expected<std::string>>>();
   auto answer = promise->get_future();
-  sys_.spawn([this, env = std::move(env), promise](caf::event_based_actor* self) mutable {
-    entities_.ask(
-        self, std::move(env), cfg_.entity_timeout,
-        [promise](caf::expected<std::string> out) { promise->set_value(std::move(out)); });
-  });
+  // The envelope travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan
+  // reports it) when a function-based actor is spawned with no argument at all.
+  sys_.spawn(
+      [this, promise](caf::event_based_actor* self, entity_envelope e) {
+        entities_.ask(
+            self, std::move(e), cfg_.entity_timeout,
+            [promise](caf::expected<std::string> out) { promise->set_value(std::move(out)); });
+      },
+      std::move(env));
   // The request's own timeout answers first; this bound only guards against a lost promise.
   if (answer.wait_for(cfg_.entity_timeout + std::chrono::seconds{1}) != std::future_status::ready)
     return caf::make_error(caf::sec::request_timeout);

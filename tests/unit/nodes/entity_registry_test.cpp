@@ -237,10 +237,14 @@ struct routed_fixture : registry_fixture {
                         cmd.SerializeAsString(), "", 0};
     auto done = std::make_shared<std::promise<caf::expected<std::string>>>();
     auto answer = done->get_future();
-    sys.spawn([this, env, timeout, done](caf::event_based_actor* self) {
-      gateway->ask(self, env, timeout,
-                   [done](caf::expected<std::string> out) { done->set_value(std::move(out)); });
-    });
+    // The envelope travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan
+    // reports it) when a function-based actor is spawned with no argument at all.
+    sys.spawn(
+        [this, timeout, done](caf::event_based_actor* self, entity_envelope e) {
+          gateway->ask(self, std::move(e), timeout,
+                       [done](caf::expected<std::string> out) { done->set_value(std::move(out)); });
+        },
+        env);
     return answer.get();
   }
 
