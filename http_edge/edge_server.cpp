@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include <algorithm>
 #include <chrono>
 
 #include <httplib.h>
@@ -15,6 +16,17 @@
 #include "messages/errors.hpp"
 
 namespace chorus::edge {
+
+namespace {
+
+// What browsers may send and read across origins (CORS).
+constexpr const char* cors_methods = "GET, POST, PUT, PATCH, DELETE";
+constexpr const char* cors_request_headers =
+    "Authorization, Content-Type, Idempotency-Key, X-Request-Id";
+constexpr const char* cors_exposed_headers =
+    "X-Request-Id, Retry-After, Location, RateLimit, RateLimit-Policy";
+
+}  // namespace
 
 namespace {
 
@@ -57,6 +69,46 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
   srv.set_socket_options([this](socket_t sock) {
     httplib::default_socket_options(sock);
     listen_socket_ = sock;
+  });
+
+  // CORS. A preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered here,
+  // before routing: 204 with the origin, credentials, methods and headers when the origin is
+  // allowed, 403 in the one error shape when it is not. Every other answer gets the origin
+  // back (post-routing, so errors too) only when it is allowed, and always Vary: Origin so a
+  // cache never hands one origin's answer to another.
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;
+    auto rid = request_id_of(req);
+    res.set_header("X-Request-Id", rid);
+    res.set_header("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+    auto origin = req.get_header_value("Origin");
+    if (origin.empty() || !req.has_header("Access-Control-Request-Method")) {
+      // Not a CORS preflight: say what the API speaks.
+      res.status = 204;
+      res.set_header("Allow", cors_methods);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!cors_allowed(origin)) {
+      send_error(res, {403, "cors_origin_refused", 0},
+                 "origin " + origin + " may not call this API from a browser", rid);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Access-Control-Allow-Credentials", "true");
+    res.set_header("Access-Control-Allow-Methods", cors_methods);
+    res.set_header("Access-Control-Allow-Headers", cors_request_headers);
+    res.set_header("Access-Control-Max-Age", "600");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  srv.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "OPTIONS") return;
+    res.set_header("Vary", "Origin");
+    auto origin = req.get_header_value("Origin");
+    if (origin.empty() || !cors_allowed(origin)) return;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Access-Control-Allow-Credentials", "true");
+    res.set_header("Access-Control-Expose-Headers", cors_exposed_headers);
   });
 
   route(http_method::get, "/healthz", "/healthz",
@@ -105,6 +157,11 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
 
 edge_server::~edge_server() {
   stop();
+}
+
+bool edge_server::cors_allowed(const std::string& origin) const {
+  return std::find(cfg_.cors_origins.begin(), cfg_.cors_origins.end(), origin) !=
+         cfg_.cors_origins.end();
 }
 
 caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {

@@ -33,6 +33,9 @@ struct edge_config {
   std::chrono::milliseconds entity_timeout{5000};
   /// Serve /v1/debug/counters (the demo entity).
   bool debug_endpoints = false;
+  /// Origins allowed to call with credentials from a browser (CORS), e.g.
+  /// "http://localhost:5173"; anything else gets no CORS headers and a refused preflight.
+  std::vector<std::string> cors_origins;
 };
 
 /// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).
@@ -89,6 +92,7 @@ class edge_server final : public edge_api {
   caf::expected<std::string> ask_service(const envelope_handler& service,
                                          entity_envelope env) override;
   caf::actor_system& system() override { return sys_; }
+  [[nodiscard]] bool cors_allowed(const std::string& origin) const;
   [[nodiscard]] const edge_config& config() const override { return cfg_; }
 
   edge_config cfg_;

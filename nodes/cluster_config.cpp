@@ -206,6 +206,29 @@ bool check_port_collisions(const cluster_config& cfg, std::string& error) {
   return true;
 }
 
+// An origin as browsers send it: http or https, a host, an optional port, nothing more.
+bool is_origin(const std::string& s) {
+  std::string_view rest = s;
+  if (rest.rfind("https://", 0) == 0)
+    rest.remove_prefix(8);
+  else if (rest.rfind("http://", 0) == 0)
+    rest.remove_prefix(7);
+  else
+    return false;
+  auto colon = rest.find(':');
+  auto host = rest.substr(0, colon);
+  if (host.empty() || host.size() > 253) return false;
+  for (char c : host)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  if (colon == std::string_view::npos) return true;
+  auto port = rest.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  auto n = std::stoi(std::string{port});
+  return n >= 1 && n <= 65535;
+}
+
 bool read_chorus(const caf::settings& section, const std::string& path, cluster_config& out,
                  std::string& error) {
   section_reader r{section, "chorus", error};
@@ -270,6 +293,24 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     if (!ur.finish()) return false;
     if (out.users.session_idle > out.users.session_max)
       return ur.fail("session-idle", "must not be longer than session-max");
+  }
+  if (!error.empty()) return false;
+
+  if (auto* e = r.dict("edge", false)) {
+    section_reader edr{*e, "chorus.edge", error};
+    if (auto* origins = edr.list("cors-origins", false)) {
+      out.edge.cors_origins.clear();
+      for (const auto& o : *origins) {
+        auto* origin = caf::get_if<std::string>(&o);
+        if (origin == nullptr || !is_origin(*origin))
+          return edr.fail("cors-origins",
+                          "expected a list of origins like \"https://app.example\" "
+                          "(scheme://host[:port], no path, no \"*\"), got " +
+                              caf::to_string(o));
+        out.edge.cors_origins.push_back(*origin);
+      }
+    }
+    if (!edr.finish()) return false;
   }
   if (!error.empty()) return false;
 

@@ -66,6 +66,13 @@ struct entities_spec {
   std::chrono::milliseconds request_timeout{5000};
 };
 
+/// `chorus.edge`: what the HTTP edge allows.
+struct edge_spec {
+  /// Origins whose browser pages may call the API with credentials (CORS), exactly as a
+  /// browser sends them: scheme://host[:port]. The default is the web app's dev server.
+  std::vector<std::string> cors_origins{"http://localhost:5173", "http://127.0.0.1:5173"};
+};
+
 /// `chorus.users`: accounts and sessions.
 struct users_spec {
   /// Usernames that get the admin role.
@@ -90,6 +97,7 @@ struct cluster_config {
   entities_spec entities;
   storage_spec storage;
   users_spec users;
+  edge_spec edge;
   bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;
 

@@ -407,6 +407,7 @@ int main(int argc, char** argv) {
   edge_cfg.port = self->http_port;
   edge_cfg.debug_endpoints = cfg.debug_endpoints;
   edge_cfg.entity_timeout = cfg.entities.request_timeout;
+  edge_cfg.cors_origins = cfg.edge.cors_origins;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log};
   {
     edge::user_routes_config uc;

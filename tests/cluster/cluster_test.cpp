@@ -196,3 +196,51 @@ TEST_CASE("a burst of 128 clients connecting at once is accepted: none waits for
   for (auto& t : clients) t.join();
   CHECK(std::count(statuses.begin(), statuses.end(), 200) == 128);
 }
+
+TEST_CASE(
+    "CORS: a preflight from an allowed origin gets that origin with credentials, one from "
+    "elsewhere is refused, and answers name the origin only when it is allowed") {
+  test::test_cluster c{1};
+  c.set_section("chorus.edge", "cors-origins=[\"http://localhost:5173\"]");
+  c.start_all();
+  REQUIRE(c.converged(20s));
+  auto port = c.at(0).http_port;
+  const std::string app = "http://localhost:5173", evil = "https://evil.example";
+  auto preflight = [&](const std::string& origin) {
+    return test::http_call(port, "OPTIONS", "/v1/me", "",
+                           {{"Origin", origin},
+                            {"Access-Control-Request-Method", "PATCH"},
+                            {"Access-Control-Request-Headers", "authorization, content-type"}},
+                           "");
+  };
+  auto ok = preflight(app);
+  CHECK(ok.status == 204);
+  CHECK(ok.header("Access-Control-Allow-Origin") == app);
+  CHECK(ok.header("Access-Control-Allow-Credentials") == "true");
+  CHECK(ok.header("Access-Control-Allow-Methods").find("PATCH") != std::string::npos);
+  CHECK(ok.header("Access-Control-Allow-Headers").find("Authorization") != std::string::npos);
+  CHECK(ok.header("Access-Control-Allow-Headers").find("Content-Type") != std::string::npos);
+  CHECK(ok.header("Vary").find("Origin") != std::string::npos);
+  CHECK(!ok.header("Access-Control-Max-Age").empty());
+
+  auto refused = preflight(evil);
+  CHECK(refused.status == 403);
+  CHECK(refused.body.find(R"("code":"cors_origin_refused")") != std::string::npos);
+  CHECK(refused.header("Access-Control-Allow-Origin").empty());
+
+  // Actual requests, a success and an error: the origin comes back only when allowed.
+  for (const std::string path : {"/healthz", "/v1/me"}) {
+    auto from_app = test::http_get(port, path, {{"Origin", app}});
+    CHECK(from_app.header("Access-Control-Allow-Origin") == app);
+    CHECK(from_app.header("Access-Control-Allow-Credentials") == "true");
+    CHECK(from_app.header("Access-Control-Expose-Headers").find("X-Request-Id") !=
+          std::string::npos);
+    CHECK(from_app.header("Vary").find("Origin") != std::string::npos);
+    auto from_evil = test::http_get(port, path, {{"Origin", evil}});
+    CHECK(from_evil.header("Access-Control-Allow-Origin").empty());
+    CHECK(from_evil.header("Vary").find("Origin") != std::string::npos);
+  }
+  // An origin that differs only by its port is another origin.
+  auto other_port = test::http_get(port, "/healthz", {{"Origin", "http://localhost:5174"}});
+  CHECK(other_port.header("Access-Control-Allow-Origin").empty());
+}

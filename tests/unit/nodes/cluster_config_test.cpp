@@ -276,3 +276,25 @@ TEST_CASE("snapshot-every defaults to 100, is read from chorus.storage and must 
   CHECK(error_of(good_with("redis-url=", "snapshot-every=0\nredis-url=")) ==
         "/etc/chorus/test.conf: chorus.storage.snapshot-every: 0 must be at least 1");
 }
+
+TEST_CASE(
+    "cors-origins defaults to the web app's dev server and refuses anything but plain origins") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->edge.cors_origins ==
+        std::vector<std::string>{"http://localhost:5173", "http://127.0.0.1:5173"});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.edge]\ncors-origins=[\"https://app.example.org\", "
+                        "\"http://10.0.0.7:8443\"]\n[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->edge.cors_origins ==
+        std::vector<std::string>{"https://app.example.org", "http://10.0.0.7:8443"});
+  for (const std::string bad : {"\"*\"", "\"https://app.example.org/\"", "\"ftp://x.org\"",
+                                "\"https://x.org:99999\"", "\"https://\"", "1"}) {
+    auto err = error_of(good_with(
+        "[chorus.membership]", "[chorus.edge]\ncors-origins=[" + bad + "]\n[chorus.membership]"));
+    CHECK_MESSAGE(err.find("chorus.edge.cors-origins") != std::string::npos, bad << ": " << err);
+  }
+  CHECK(error_of(good_with("[chorus.membership]", "[chorus.edge]\ncors=1\n[chorus.membership]"))
+            .find("chorus.edge.cors: unknown key") != std::string::npos);
+}
