@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include <httplib.h>
 #include <sys/socket.h>
@@ -14,6 +15,8 @@
 #include "http_edge/error_table.hpp"
 #include "http_edge/openapi.hpp"
 #include "messages/errors.hpp"
+#include "persistence/gcra.hpp"
+#include "persistence/rate_limiter.hpp"
 
 namespace chorus::edge {
 
@@ -198,17 +201,52 @@ caf::expected<std::string> edge_server::ask_service(const envelope_handler& serv
   return ask<std::string>(sys_, service, cfg_.entity_timeout, std::move(env));
 }
 
+bool edge_server::admit(const std::string& route_class, int64_t limit, const httplib::Request& req,
+                        httplib::Response& res, const std::string& rid) {
+  using namespace std::chrono;
+  persistence::gcra_limit policy{limit, duration_cast<microseconds>(cfg_.limit_window), limit};
+  auto d = cfg_.limiter->check("edge:" + route_class + ":ip:" + req.remote_addr, policy);
+  auto window = duration_cast<seconds>(cfg_.limit_window).count();
+  auto reset = static_cast<int64_t>(std::ceil(duration<double>(d.reset_after).count()));
+  // draft-ietf-httpapi-ratelimit-headers (structured fields) and the older X-RateLimit-*.
+  res.set_header("RateLimit-Policy", "\"" + route_class + "\";q=" + std::to_string(limit) +
+                                         ";w=" + std::to_string(window));
+  res.set_header("RateLimit", "\"" + route_class + "\";r=" + std::to_string(d.remaining) +
+                                  ";t=" + std::to_string(reset));
+  res.set_header("X-RateLimit-Limit", std::to_string(limit));
+  res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
+  res.set_header("X-RateLimit-Reset", std::to_string(reset));
+  if (d.allowed) return true;
+  auto retry =
+      d.retry_after == persistence::gcra_result::never
+          ? window
+          : std::max<int64_t>(
+                1, static_cast<int64_t>(std::ceil(duration<double>(d.retry_after).count())));
+  send_error(res, {429, "rate_limited", static_cast<int>(retry)},
+             "too many " + route_class + " requests from this address; retry after " +
+                 std::to_string(retry) + " s",
+             rid);
+  return false;
+}
+
 void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
                         handler fn) {
   static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
   routes_.push_back({names[static_cast<int>(method)], name});
-  auto wrapped = [this, name, fn = std::move(fn)](const httplib::Request& req,
-                                                  httplib::Response& res) {
+  // Probes (load balancers call them often) and the API document are never limited.
+  bool unmetered =
+      name == "/healthz" || name == "/readyz" || name == "/statusz" || name == "/v1/openapi.json";
+  std::string route_class = method == http_method::get ? "read" : "write";
+  int64_t limit = unmetered || !cfg_.limiter   ? 0
+                  : method == http_method::get ? cfg_.read_limit
+                                               : cfg_.write_limit;
+  auto wrapped = [this, name, route_class, limit, fn = std::move(fn)](const httplib::Request& req,
+                                                                      httplib::Response& res) {
     auto start = std::chrono::steady_clock::now();
     probe_->begin();
     auto rid = request_id_of(req);
     res.set_header("X-Request-Id", rid);
-    fn(req, res, rid);
+    if (limit <= 0 || admit(route_class, limit, req, res, rid)) fn(req, res, rid);
     // cpp-httplib fills in 200 only after the handler returns; metrics need it now.
     if (res.status == -1) res.status = 200;
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);

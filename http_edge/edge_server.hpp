@@ -19,6 +19,10 @@
 #include "messages/envelope.hpp"
 #include "messages/node.pb.h"
 
+namespace chorus::persistence {
+class rate_limiter;
+}
+
 namespace chorus::edge {
 
 class edge_probe;
@@ -36,6 +40,13 @@ struct edge_config {
   /// Origins allowed to call with credentials from a browser (CORS), e.g.
   /// "http://localhost:5173"; anything else gets no CORS headers and a refused preflight.
   std::vector<std::string> cors_origins;
+  /// Requests per client address and `limit_window` (cluster-chorus.edge): reads (GET) and
+  /// writes (the rest); 0 turns a class off. Probes and the API document are never limited.
+  int64_t read_limit = 0;
+  int64_t write_limit = 0;
+  std::chrono::milliseconds limit_window{60000};
+  /// Counts the limits (cluster-wide in Redis, per node while Redis is down); none: no limits.
+  std::shared_ptr<persistence::rate_limiter> limiter;
 };
 
 /// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).
@@ -93,6 +104,10 @@ class edge_server final : public edge_api {
                                          entity_envelope env) override;
   caf::actor_system& system() override { return sys_; }
   [[nodiscard]] bool cors_allowed(const std::string& origin) const;
+  /// Counts the request against its route class; false when refused (429 already written).
+  /// Sets the RateLimit, RateLimit-Policy and X-RateLimit-* headers either way.
+  bool admit(const std::string& route_class, int64_t limit, const httplib::Request& req,
+             httplib::Response& res, const std::string& rid);
   [[nodiscard]] const edge_config& config() const override { return cfg_; }
 
   edge_config cfg_;

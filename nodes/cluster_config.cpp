@@ -104,6 +104,15 @@ class section_reader {
     return true;
   }
 
+  /// Like count, but 0 is allowed (it turns something off).
+  bool amount(const std::string& key, size_t& out) {
+    auto* x = typed<int64_t>(key, false, "an integer");
+    if (x == nullptr) return error_.empty();
+    if (*x < 0) return fail(key, std::to_string(*x) + " must not be negative");
+    out = static_cast<size_t>(*x);
+    return true;
+  }
+
   const caf::config_value::list* list(const std::string& key, bool required) {
     return typed<caf::config_value::list>(key, required, "a list");
   }
@@ -310,7 +319,16 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
         out.edge.cors_origins.push_back(*origin);
       }
     }
+    edr.amount("read-limit", out.edge.read_limit);
+    edr.amount("write-limit", out.edge.write_limit);
+    edr.duration("limit-window", out.edge.limit_window);
     if (!edr.finish()) return false;
+    if (out.edge.limit_window < std::chrono::seconds{1} ||
+        out.edge.limit_window > std::chrono::hours{1})
+      return edr.fail("limit-window", "must be 1s..1h");
+    if (out.edge.read_limit > 1000000 || out.edge.write_limit > 1000000)
+      return edr.fail(out.edge.read_limit > 1000000 ? "read-limit" : "write-limit",
+                      "must be 0..1000000 (0: no limit)");
   }
   if (!error.empty()) return false;
 

@@ -71,6 +71,12 @@ struct edge_spec {
   /// Origins whose browser pages may call the API with credentials (CORS), exactly as a
   /// browser sends them: scheme://host[:port]. The default is the web app's dev server.
   std::vector<std::string> cors_origins{"http://localhost:5173", "http://127.0.0.1:5173"};
+  /// Requests per client address and `limit_window`, cluster-wide: reads (GET) and writes
+  /// (every other method). 0 turns the class off. Probes and the API document are never
+  /// limited.
+  size_t read_limit = 1200;
+  size_t write_limit = 300;
+  std::chrono::milliseconds limit_window{std::chrono::minutes{1}};
 };
 
 /// `chorus.users`: accounts and sessions.

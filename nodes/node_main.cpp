@@ -402,12 +402,30 @@ int main(int argc, char** argv) {
   node_health health{system, cfg, membership, entity_registry, schema.get()};
   edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); },
                            [&] { return health.dead_letters(); }};
+  // One rate limiter (GCRA in Redis, local fallback) for the edge's route classes and the
+  // login and registration throttles.
+  persistence::redis_client_config limiter_rc;
+  limiter_rc.url = cfg.storage.redis_url;
+  limiter_rc.pool_size = 4;
+  auto limiter_redis = persistence::redis_client::make(limiter_rc);
+  if (!limiter_redis)
+    fail_fast(log, 2,
+              cfg.path + ": chorus.storage.redis-url: " + error_detail(limiter_redis.error()));
+  persistence::rate_limiter_config lc;
+  // Clusters sharing one Redis keep their limits apart.
+  lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
+  auto limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
+
   edge::edge_config edge_cfg;
   edge_cfg.host = self->host;
   edge_cfg.port = self->http_port;
   edge_cfg.debug_endpoints = cfg.debug_endpoints;
   edge_cfg.entity_timeout = cfg.entities.request_timeout;
   edge_cfg.cors_origins = cfg.edge.cors_origins;
+  edge_cfg.read_limit = static_cast<int64_t>(cfg.edge.read_limit);
+  edge_cfg.write_limit = static_cast<int64_t>(cfg.edge.write_limit);
+  edge_cfg.limit_window = cfg.edge.limit_window;
+  edge_cfg.limiter = limiter;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log};
   {
     edge::user_routes_config uc;
@@ -421,17 +439,7 @@ int main(int argc, char** argv) {
                 cfg.path + ": chorus.users.common-passwords: " + error_detail(common.error()) +
                     " (install Debian's john-data)");
     uc.passwords.common = std::move(*common);
-    persistence::redis_client_config rc;
-    rc.url = cfg.storage.redis_url;
-    rc.pool_size = 4;
-    auto limiter_redis = persistence::redis_client::make(rc);
-    if (!limiter_redis)
-      fail_fast(log, 2,
-                cfg.path + ": chorus.storage.redis-url: " + error_detail(limiter_redis.error()));
-    persistence::rate_limiter_config lc;
-    // Clusters sharing one Redis keep their limits apart.
-    lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
-    uc.limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
+    uc.limiter = limiter;
     uc.follows = users::spawn_follows_query(system, cfg.storage.dsns.at(users::user_domain));
     edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
   }

@@ -244,3 +244,44 @@ TEST_CASE(
   auto other_port = test::http_get(port, "/healthz", {{"Origin", "http://localhost:5174"}});
   CHECK(other_port.header("Access-Control-Allow-Origin").empty());
 }
+
+TEST_CASE(
+    "rate limits per address and route class: every limited answer carries the RateLimit "
+    "headers, the request past the limit gets 429 with Retry-After, probes are never limited") {
+  test::test_cluster c{2};
+  c.set_section("chorus.edge", "read-limit=5\nwrite-limit=3\nlimit-window=1min\n");
+  c.start_all();
+  REQUIRE(c.converged(20s));
+  auto id = std::string(32, 'a');
+  // Reads, alternating between the two nodes: the limit is cluster-wide.
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.get(static_cast<size_t>(i % 2), "/v1/users/" + id);
+    CHECK(r.status == 404);
+    CHECK(r.header("RateLimit-Policy") == R"("read";q=5;w=60)");
+    CHECK(r.header("RateLimit").rfind("\"read\";r=" + std::to_string(4 - i) + ";t=", 0) == 0);
+    CHECK(r.header("X-RateLimit-Limit") == "5");
+    CHECK(r.header("X-RateLimit-Remaining") == std::to_string(4 - i));
+  }
+  auto over = c.get(1, "/v1/users/" + id);
+  CHECK(over.status == 429);
+  CHECK(over.body.find(R"("code":"rate_limited")") != std::string::npos);
+  CHECK(std::stoi(over.header("Retry-After")) >= 1);
+  CHECK(std::stoi(over.header("Retry-After")) <= 12);  // one emission interval: 60 s / 5
+  CHECK(over.header("X-RateLimit-Remaining") == "0");
+  // Writes are a class of their own: still allowed after the reads ran out.
+  for (int i = 0; i < 3; ++i) {
+    auto w = test::http_post(c.at(0).http_port, "/v1/auth/logout");
+    CHECK(w.status == 401);
+    CHECK(w.header("RateLimit-Policy") == R"("write";q=3;w=60)");
+  }
+  CHECK(test::http_post(c.at(0).http_port, "/v1/auth/logout").status == 429);
+  // Probes and the API document stay reachable and carry no policy.
+  for (int i = 0; i < 10; ++i) {
+    auto h = c.get(0, "/healthz");
+    CHECK(h.status == 200);
+    CHECK(h.header("RateLimit-Policy").empty());
+  }
+  CHECK(c.get(0, "/v1/openapi.json").status == 200);
+  auto metrics = test::http_get(c.at(1).metrics_port, "/metrics").body;
+  CHECK(metrics.find(R"(status="429")") != std::string::npos);
+}

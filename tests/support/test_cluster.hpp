@@ -82,7 +82,8 @@ class test_cluster {
   /// cluster.conf; call before starting nodes. Empty (the default): no section, defaults apply.
   void set_entities_section(std::string keys);
 
-  /// Sets the keys of section `name` (e.g. "chorus.users") like set_entities_section.
+  /// Sets the keys of section `name` (e.g. "chorus.users") like set_entities_section. Without
+  /// a "chorus.edge" section the cluster runs with per-address rate limits off.
   void set_section(const std::string& name, std::string keys);
 
   /// The DSN every domain of this cluster uses (its scratch database unless one was given).

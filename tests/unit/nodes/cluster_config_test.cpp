@@ -298,3 +298,28 @@ TEST_CASE(
   CHECK(error_of(good_with("[chorus.membership]", "[chorus.edge]\ncors=1\n[chorus.membership]"))
             .find("chorus.edge.cors: unknown key") != std::string::npos);
 }
+
+TEST_CASE(
+    "read-limit, write-limit and limit-window are read from chorus.edge, 0 turns a class off") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->edge.read_limit == 1200);
+  CHECK(cfg->edge.write_limit == 300);
+  CHECK(cfg->edge.limit_window == std::chrono::minutes{1});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.edge]\nread-limit=0\nwrite-limit=10\nlimit-window=10s\n"
+                        "[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->edge.read_limit == 0);
+  CHECK(cfg->edge.write_limit == 10);
+  CHECK(cfg->edge.limit_window == std::chrono::seconds{10});
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nread-limit=-1\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.read-limit: -1 must not be negative");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nlimit-window=2h\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.limit-window: must be 1s..1h");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nwrite-limit=\"lots\"\n[chorus.membership]"))
+            .find("chorus.edge.write-limit") != std::string::npos);
+}
