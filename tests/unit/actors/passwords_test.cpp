@@ -55,7 +55,7 @@ TEST_CASE("argon2id hashes verify only the right password, and a missing hash ne
   CHECK(*again != *hash);  // salted
 }
 
-TEST_CASE("session tokens are 43 base64url characters and never repeat; user ids are 32 hex") {
+TEST_CASE("session tokens are 43 base64url characters and never repeat, and user ids are 32 hex") {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     auto t = new_session_token();
