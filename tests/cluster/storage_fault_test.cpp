@@ -120,3 +120,48 @@ TEST_CASE(
   CHECK(test::eventually(30s, [&] { return totals_at(c, "rk", 2) == counters; }));
   CHECK(totals_at(c, "rk", 3) == 0);
 }
+
+TEST_CASE(
+    "Redis killed: rate limits keep holding per node and sign-up and login keep answering, and "
+    "when Redis returns the limits are cluster-wide again") {
+  test::redis_server redis;
+  test::test_cluster c{2, "", redis.url()};
+  c.set_section("chorus.edge", "read-limit=4\nwrite-limit=1000\nlimit-window=1min\n");
+  c.start_all();
+  REQUIRE_MESSAGE(c.converged(20s), test::read_file(c.output_of(0)));
+  auto read = [&](size_t node) { return c.get(node, "/v1/users/" + std::string(32, 'b')); };
+
+  redis.kill();
+  // Each node falls back to its own in-process limiter: four reads each, then 429.
+  for (size_t node = 0; node < 2; ++node) {
+    for (int i = 0; i < 4; ++i) {
+      auto r = read(node);
+      CHECK_MESSAGE(r.status == 404, "node " << node << " read " << i << ": " << r.status);
+      CHECK(r.header("RateLimit-Policy") == R"("read";q=4;w=60)");
+    }
+    auto over = read(node);
+    CHECK(over.status == 429);
+    CHECK(!over.header("Retry-After").empty());
+  }
+  // Accounts do not depend on Redis: sign-up and login (whose throttles fall back too) answer.
+  auto reg = test::http_post(c.at(0).http_port, "/v1/auth/register",
+                             R"({"username":"redisless","email":"redisless@example.org",)"
+                             R"("password":"a long enough passphrase"})");
+  CHECK_MESSAGE(reg.status == 201, reg.body);
+  auto login = test::http_post(c.at(1).http_port, "/v1/auth/login",
+                               R"({"username":"redisless","password":"a long enough passphrase"})");
+  CHECK_MESSAGE(login.status == 200, login.body);
+
+  redis.start();
+  // Back on Redis: one budget for the cluster. Four reads spread over both nodes, then 429 on
+  // either.
+  CHECK(test::eventually(10s, [&] {
+    auto r = read(0);
+    return r.status == 404 && r.header("X-RateLimit-Remaining") == "3";
+  }));
+  CHECK(read(1).status == 404);
+  CHECK(read(0).status == 404);
+  CHECK(read(1).status == 404);
+  CHECK(read(0).status == 429);
+  CHECK(read(1).status == 429);
+}
