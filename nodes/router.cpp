@@ -182,9 +182,8 @@ entity_router::entity_router(std::shared_ptr<entity_directory> dir, envelope_han
                              entity_registry_actor registry, entity_probe* probe,
                              std::chrono::milliseconds max_queue_age)
     : dir_(std::move(dir)),
-      router_(std::move(router)),
-      registry_(std::move(registry)),
-      probe_(probe),
+      targets_(
+          std::make_shared<const targets>(targets{std::move(router), std::move(registry), probe})),
       max_queue_age_ns_(std::chrono::nanoseconds{max_queue_age}.count()) {}
 
 namespace {
@@ -219,12 +218,12 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
   if (std::chrono::nanoseconds{timeout}.count() >= max_queue_age_ns_ && dir_->owns(key))
     cell = dir_->find(key);
   if (!cell) {
-    ask_actor(self, router_, timeout, std::move(done), std::move(env));
+    ask_actor(self, targets_->router, timeout, std::move(done), std::move(env));
     return;
   }
   auto sent = steady_ns();
   if (auto age = cell->admit(sent, max_queue_age_ns_)) {
-    probe_->overloaded(cell->kind());
+    targets_->probe->overloaded(cell->kind());
     done(overloaded_error(key, *age));
     return;
   }
@@ -232,24 +231,25 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
   // the activation gets a copy.
   struct direct_call {
     std::shared_ptr<activation_cell> cell;
+    std::shared_ptr<const targets> to;
     reply_handler done;
     entity_envelope env;
     int64_t sent;
     std::chrono::milliseconds timeout;
   };
   auto call = std::make_shared<direct_call>(
-      direct_call{std::move(cell), std::move(done), std::move(env), sent, timeout});
+      direct_call{std::move(cell), targets_, std::move(done), std::move(env), sent, timeout});
   self->request(call->cell->handle(), timeout, call->env)
       .then(
-          [this, call](std::string& reply) {
-            probe_->answered(call->cell->kind(),
-                             std::chrono::nanoseconds{call->cell->answered(steady_ns())});
+          [call](std::string& reply) {
+            call->to->probe->answered(call->cell->kind(),
+                                      std::chrono::nanoseconds{call->cell->answered(steady_ns())});
             call->done(std::move(reply));
           },
-          [this, self, call](caf::error& err) {
+          [self, call](caf::error& err) {
             auto now = steady_ns();
-            probe_->answered(call->cell->kind(),
-                             std::chrono::nanoseconds{call->cell->answered(now)});
+            call->to->probe->answered(call->cell->kind(),
+                                      std::chrono::nanoseconds{call->cell->answered(now)});
             auto left =
                 std::max(std::chrono::milliseconds{1},
                          call->timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -257,11 +257,11 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
             if (bounced(err)) {
               // The activation stopped (passivated, evicted, or failed on the message ahead):
               // the router's path activates it again.
-              ask_actor(self, router_, left, std::move(call->done), std::move(call->env));
+              ask_actor(self, call->to->router, left, std::move(call->done), std::move(call->env));
               return;
             }
             if (failed_on_it(err)) {
-              ask_actor(self, registry_, left, std::move(call->done), redeliver_atom_v,
+              ask_actor(self, call->to->registry, left, std::move(call->done), redeliver_atom_v,
                         std::move(call->env), uint32_t{1}, error_detail(err));
               return;
             }

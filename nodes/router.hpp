@@ -48,7 +48,8 @@ router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
 /// redelivery and parking; one that bounces off an activation that just stopped, every
 /// entity that is remote or not active, and a request whose timeout is shorter than
 /// max-queue-age go through the router actor as before. Owned by
-/// main(); thread-safe; must outlive the actors that use it.
+/// main(); thread-safe; must outlive the calls to ask() (answers that arrive later do not
+/// touch it).
 class entity_router final : public entity_gateway {
  public:
   entity_router(std::shared_ptr<entity_directory> dir, envelope_handler router,
@@ -59,10 +60,17 @@ class entity_router final : public entity_gateway {
            reply_handler done) const override;
 
  private:
+  /// What an answer to a direct request needs, shared with every request in flight: answers
+  /// may arrive while main() tears down, after this object is gone (`probe` outlives the actor
+  /// system, the handles are reference-counted).
+  struct targets {
+    envelope_handler router;
+    entity_registry_actor registry;
+    entity_probe* probe;
+  };
+
   std::shared_ptr<entity_directory> dir_;
-  envelope_handler router_;
-  entity_registry_actor registry_;
-  entity_probe* probe_;
+  std::shared_ptr<const targets> targets_;
   int64_t max_queue_age_ns_;
 };
 
