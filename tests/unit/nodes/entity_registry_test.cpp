@@ -274,12 +274,14 @@ TEST_CASE(
 }
 
 TEST_CASE("an entity used only by direct callers is neither idle-passivated nor evicted first") {
-  registry_limits limits{300ms, 2, 20ms};
+  // Idle after 1 s: long enough that a stall of a loaded machine between two of "busy"'s
+  // requests does not passivate it.
+  registry_limits limits{1s, 2, 20ms};
   routed_fixture f{limits};
   CHECK(f.increment_via_gateway("busy") == 1);
   CHECK(f.increment_via_gateway("other") == 1);
   // "busy" keeps being used through the fast path only, for longer than the idle timeout.
-  auto until = std::chrono::steady_clock::now() + 700ms;
+  auto until = std::chrono::steady_clock::now() + 2500ms;
   int n = 1;
   while (std::chrono::steady_clock::now() < until) {
     CHECK(f.increment_via_gateway("busy") == ++n);
@@ -326,7 +328,10 @@ TEST_CASE(
   auto slow = std::async(std::launch::async, [&] { return f.ask(busy, "a"); });
   caf::error refused;
   CHECK(test::eventually(1400ms, [&] {
-    auto out = f.ask(messages::CounterIncrement{}, "a", 50ms);
+    // Waiting at least max-queue-age keeps the poll on the direct path (shorter requests go
+    // through the router): the first poll queues behind the busy one and times out, the next
+    // finds the oldest waiting request too old and is refused.
+    auto out = f.ask(messages::CounterIncrement{}, "a", 250ms);
     if (out || out.error().category() != runtime_category) return false;
     refused = out.error();
     return true;
