@@ -206,6 +206,7 @@ void ask_actor(caf::event_based_actor* self, const Handle& dest, std::chrono::mi
 
 void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
                         std::chrono::milliseconds timeout, reply_handler done) const {
+  timeout = std::max(timeout, std::chrono::milliseconds{1});
   if (env.deadline_ms > 0)
     timeout = std::clamp(std::chrono::milliseconds{env.deadline_ms - now_ms()},
                          std::chrono::milliseconds{1}, timeout);
