@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 
@@ -11,28 +12,40 @@
 
 namespace chorus::edge {
 
-/// Sends a request from a non-actor thread (a cpp-httplib worker) and waits for the answer.
-/// Unlike a blocking `scoped_actor`, the request is made by a short-lived event-based actor that
-/// fulfils a promise, so no scheduler thread blocks; only the calling thread waits. The request
-/// carries `timeout`; an unanswered request yields `sec::request_timeout`.
-template <class Result, class Handle, class... Ts>
-caf::expected<Result> ask(caf::actor_system& sys, const Handle& dest,
-                          std::chrono::milliseconds timeout, Ts... xs) {
+/// Runs `start(self, done)` in a short-lived event-based actor and waits on this non-actor
+/// thread (a cpp-httplib worker) until it calls `done` with the outcome. Unlike a blocking
+/// `scoped_actor`, no scheduler thread blocks; only the calling thread waits. `start` must
+/// answer within `timeout` (its request's own timeout); the extra second only guards against
+/// a lost answer, which yields `sec::request_timeout`.
+template <class Result, class Start>
+caf::expected<Result> wait_for_actor(caf::actor_system& sys, std::chrono::milliseconds timeout,
+                                     Start start) {
   auto promise = std::make_shared<std::promise<caf::expected<Result>>>();
   auto answer = promise->get_future();
-  // `dest` travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan reports
+  std::function<void(caf::expected<Result>)> done = [promise](caf::expected<Result> out) {
+    promise->set_value(std::move(out));
+  };
+  // `done` travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan reports
   // it) when a function-based actor is spawned with no argument at all.
-  sys.spawn(
-      [=](caf::event_based_actor* self, const Handle& to) {
-        self->request(to, timeout, xs...)
-            .then([promise](Result& result) { promise->set_value(std::move(result)); },
-                  [promise](caf::error& err) { promise->set_value(std::move(err)); });
-      },
-      dest);
-  // The request's own timeout answers first; this bound only guards against a lost promise.
+  sys.spawn([start = std::move(start)](
+                caf::event_based_actor* self,
+                const std::function<void(caf::expected<Result>)>& d) mutable { start(self, d); },
+            std::move(done));
   if (answer.wait_for(timeout + std::chrono::seconds{1}) != std::future_status::ready)
     return caf::make_error(caf::sec::request_timeout);
   return answer.get();
+}
+
+/// Sends a request from a non-actor thread and waits for the answer (see wait_for_actor). The
+/// request carries `timeout`.
+template <class Result, class Handle, class... Ts>
+caf::expected<Result> ask(caf::actor_system& sys, const Handle& dest,
+                          std::chrono::milliseconds timeout, Ts... xs) {
+  return wait_for_actor<Result>(sys, timeout, [=](caf::event_based_actor* self, auto done) {
+    self->request(dest, timeout, xs...)
+        .then([done](Result& result) { done(std::move(result)); },
+              [done](caf::error& err) { done(std::move(err)); });
+  });
 }
 
 }  // namespace chorus::edge

@@ -172,23 +172,11 @@ caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
   env.deadline_ms =
       duration_cast<milliseconds>(system_clock::now().time_since_epoch() + cfg_.entity_timeout)
           .count();
-  // The request is made by a short-lived event-based actor that fulfils a promise, so no
-  // scheduler thread blocks (as a scoped_actor would); only this worker thread waits.
-  auto promise = std::make_shared<std::promise<caf::expected<std::string>>>();
-  auto answer = promise->get_future();
-  // The envelope travels as a spawn argument: CAF 0.17 dereferences a null pointer (UBSan
-  // reports it) when a function-based actor is spawned with no argument at all.
-  sys_.spawn(
-      [this, promise](caf::event_based_actor* self, entity_envelope e) {
-        entities_.ask(
-            self, std::move(e), cfg_.entity_timeout,
-            [promise](caf::expected<std::string> out) { promise->set_value(std::move(out)); });
-      },
-      std::move(env));
-  // The request's own timeout answers first; this bound only guards against a lost promise.
-  if (answer.wait_for(cfg_.entity_timeout + std::chrono::seconds{1}) != std::future_status::ready)
-    return caf::make_error(caf::sec::request_timeout);
-  return answer.get();
+  return wait_for_actor<std::string>(
+      sys_, cfg_.entity_timeout,
+      [this, env = std::move(env)](caf::event_based_actor* self, auto done) mutable {
+        entities_.ask(self, std::move(env), cfg_.entity_timeout, std::move(done));
+      });
 }
 
 caf::expected<std::string> edge_server::ask_service(const envelope_handler& service,

@@ -196,8 +196,7 @@ bool admit(const user_routes_config& cfg, httplib::Response& res, const std::str
   for (const auto& [key, limit] : keys) {
     auto d = cfg.limiter->check(key, *limit);
     if (d.allowed) continue;
-    auto secs = std::max<int64_t>(
-        1, static_cast<int64_t>(std::ceil(std::chrono::duration<double>(d.retry_after).count())));
+    auto secs = d.retry_after_seconds();
     send_error(res, {429, "too_many_attempts", static_cast<int>(secs)},
                "too many attempts; try again later", rid);
     return false;

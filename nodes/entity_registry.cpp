@@ -11,6 +11,7 @@
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "common/clock.hpp"
 #include "messages/errors.hpp"
 #include "messages/node.pb.h"
 #include "nodes/entity_probe.hpp"
@@ -21,11 +22,6 @@ namespace chorus {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
-      .count();
-}
 
 // A message on its way to an entity, with the caller waiting on `promise`.
 struct delivery {
@@ -221,7 +217,7 @@ void deliver(self_pointer self, uint64_t ticket) {
     }
     st.quarantined.erase(q);
   }
-  auto now = steady_ns();
+  auto now = steady_ns_now();
   auto act = activation_for(self, key, d.env, now);
   if (!act) {
     d.promise.deliver(act.error());
@@ -249,14 +245,14 @@ void deliver(self_pointer self, uint64_t ticket) {
       .then(
           [self, ticket, cell](std::string& reply) {
             self->state.probe->answered(cell->kind(),
-                                        std::chrono::nanoseconds{cell->answered(steady_ns())});
+                                        std::chrono::nanoseconds{cell->answered(steady_ns_now())});
             auto i = self->state.deliveries.find(ticket);
             i->second.promise.deliver(std::move(reply));
             self->state.deliveries.erase(i);
           },
           [self, ticket, key, cell](caf::error& err) {
             self->state.probe->answered(cell->kind(),
-                                        std::chrono::nanoseconds{cell->answered(steady_ns())});
+                                        std::chrono::nanoseconds{cell->answered(steady_ns_now())});
             auto& st = self->state;
             auto i = st.deliveries.find(ticket);
             auto& d = i->second;
@@ -344,7 +340,7 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
       },
       [self](sweep_atom) {
         auto& st = self->state;
-        auto cutoff = steady_ns() - std::chrono::nanoseconds{st.limits.idle_timeout}.count();
+        auto cutoff = steady_ns_now() - std::chrono::nanoseconds{st.limits.idle_timeout}.count();
         for (;;) {
           auto [key, cell] = least_recently_used(self, cutoff);
           if (key == nullptr) break;

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "common/clock.hpp"
 #include "messages/errors.hpp"
 #include "nodes/entity_probe.hpp"
 #include "nodes/placement.hpp"
@@ -188,11 +189,6 @@ entity_router::entity_router(std::shared_ptr<entity_directory> dir, envelope_han
 
 namespace {
 
-int64_t steady_ns() {
-  using namespace std::chrono;
-  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
 // Forwards a request's outcome to `done`.
 template <class Handle, class... Ts>
 void ask_actor(caf::event_based_actor* self, const Handle& dest, std::chrono::milliseconds timeout,
@@ -222,7 +218,7 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
     ask_actor(self, targets_->router, timeout, std::move(done), std::move(env));
     return;
   }
-  auto sent = steady_ns();
+  auto sent = steady_ns_now();
   if (auto age = cell->admit(sent, max_queue_age_ns_)) {
     targets_->probe->overloaded(cell->kind());
     done(overloaded_error(key, *age));
@@ -243,12 +239,13 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
   self->request(call->cell->handle(), timeout, call->env)
       .then(
           [call](std::string& reply) {
-            call->to->probe->answered(call->cell->kind(),
-                                      std::chrono::nanoseconds{call->cell->answered(steady_ns())});
+            call->to->probe->answered(
+                call->cell->kind(),
+                std::chrono::nanoseconds{call->cell->answered(steady_ns_now())});
             call->done(std::move(reply));
           },
           [self, call](caf::error& err) {
-            auto now = steady_ns();
+            auto now = steady_ns_now();
             call->to->probe->answered(call->cell->kind(),
                                       std::chrono::nanoseconds{call->cell->answered(now)});
             auto left =

@@ -32,6 +32,12 @@ struct gcra_result {
   std::chrono::microseconds retry_after{0};
   /// How long until the limiter is back to a full burst.
   std::chrono::microseconds reset_after{0};
+
+  /// `retry_after` in whole seconds, rounded up, at least 1: what Retry-After says.
+  [[nodiscard]] int64_t retry_after_seconds() const noexcept {
+    auto us = retry_after.count();
+    return us <= 1000000 ? 1 : (us + 999999) / 1000000;
+  }
 };
 
 /// One GCRA step: the result and the theoretical arrival time (TAT) to keep for the key.
