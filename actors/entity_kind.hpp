@@ -11,6 +11,7 @@
 #include <caf/result.hpp>
 
 #include "messages/envelope.hpp"
+#include "messages/live.hpp"
 #include "messages/errors.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/reminder_actor.hpp"
@@ -28,6 +29,9 @@ struct entity_context {
   /// The reminder actor of each storage domain, like `journals` (one per distinct database,
   /// node-local). An entity schedules its durable reminders in its own domain's database.
   std::map<std::string, persistence::reminder_actor> reminders = {};
+  /// This node's live-event hub: what an entity sends there reaches the WebSocket clients
+  /// subscribed to the topic on every node. Invalid when the node runs none (tests).
+  live_hub live = {};
 
   /// The journal of `domain`; a default (invalid) handle when the node has none.
   [[nodiscard]] persistence::journal_actor journal(const std::string& domain) const {

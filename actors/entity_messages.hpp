@@ -42,13 +42,15 @@ struct entity_base {
         id(id),
         journal(ctx.journal(domain)),
         snapshot_every(ctx.snapshot_every),
-        stream{kind + "/" + id} {}
+        stream{kind + "/" + id},
+        live(ctx.live) {}
 
   std::string kind;
   std::string id;
   persistence::journal_actor journal;
   int64_t snapshot_every = 0;
   event_stream stream;
+  live_hub live;  ///< where live events for WebSocket clients go (may be invalid)
 };
 
 /// The answer of an entity whose node has no journal for its domain.

@@ -12,6 +12,16 @@
 
 namespace chorus::edge {
 
+/// Runs `start(self)` in a new event-based actor, which ends once it has nothing left to wait
+/// for (its requests answered). For callers that must not wait (the event loop).
+template <class Start>
+void with_actor(caf::actor_system& sys, Start start) {
+  // The argument is there for CAF 0.17: spawning a function-based actor with no argument at all
+  // dereferences a null pointer (UBSan reports it).
+  sys.spawn([start = std::move(start)](caf::event_based_actor* self, int) mutable { start(self); },
+            0);
+}
+
 /// Runs `start(self, done)` in a short-lived event-based actor and waits on this non-actor
 /// thread (a cpp-httplib worker) until it calls `done` with the outcome. Unlike a blocking
 /// `scoped_actor`, no scheduler thread blocks; only the calling thread waits. `start` must

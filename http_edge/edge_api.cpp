@@ -27,7 +27,7 @@ std::string to_json(const google::protobuf::Message& msg) {
   return out;
 }
 
-void send_error(httplib::Response& res, const http_error& e, const std::string& message,
+void send_error(http_response& res, const http_error& e, const std::string& message,
                 const std::string& request_id) {
   res.status = e.status;
   if (e.retry_after_seconds > 0)
@@ -35,7 +35,7 @@ void send_error(httplib::Response& res, const http_error& e, const std::string& 
   res.set_content(error_body(e.code, message, request_id), json_type);
 }
 
-void send_error(httplib::Response& res, const caf::error& err, const std::string& request_id) {
+void send_error(http_response& res, const caf::error& err, const std::string& request_id) {
   auto e = to_http(err);
   // Internal failures are logged with their detail by whoever failed; clients get no internals.
   send_error(res, e, e.status == 500 ? "internal error" : error_detail(err), request_id);

@@ -4,12 +4,12 @@
 #include <string>
 
 #include <google/protobuf/message.h>
-#include <httplib.h>
 #include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
 #include "http_edge/error_table.hpp"
+#include "http_edge/http_message.hpp"
 #include "messages/envelope.hpp"
 #include "messages/errors.hpp"
 
@@ -21,7 +21,22 @@ inline constexpr const char* json_type = "application/json";
 
 /// A route's handler: the request, the response to fill, the request id (already echoed).
 using handler =
-    std::function<void(const httplib::Request&, httplib::Response&, const std::string& request_id)>;
+    std::function<void(const http_request&, http_response&, const std::string& request_id)>;
+
+/// Says an async handler is done: `res` is filled and may be sent. Callable from any thread,
+/// exactly once.
+using finish_fn = std::function<void()>;
+
+/// A handler that never blocks: it starts its work (an actor request) and calls `done` once the
+/// response is filled; `req` and `res` stay valid until then. Runs on the edge's event loop
+/// (on a worker when the route is rate-limited: the limiter may wait on Redis).
+using async_handler = std::function<void(const http_request&, http_response&,
+                                         const std::string& request_id, finish_fn done)>;
+
+/// Who opens a WebSocket: the upgrade request's credentials -> the user id, or the error
+/// (401 with WWW-Authenticate when unauthenticated). Runs on a worker; may block.
+using websocket_authenticator =
+    std::function<caf::expected<std::string>(const http_request&, const std::string& request_id)>;
 
 enum class http_method { get, post, put, patch, del };
 
@@ -37,9 +52,21 @@ class edge_api {
   virtual void route(http_method method, const std::string& pattern, const std::string& name,
                      handler fn) = 0;
 
+  /// Registers a handler that never blocks (see async_handler); for hot read routes.
+  virtual void route_async(http_method method, const std::string& pattern,
+                           const std::string& name, async_handler fn) = 0;
+
+  /// Sets who may open `/v1/ws` (the user domain knows sessions; the edge does not).
+  virtual void set_websocket_authenticator(websocket_authenticator fn) = 0;
+
   /// Sends `env` to the node's router with the configured deadline and waits for the entity's
   /// reply bytes (or the error).
   virtual caf::expected<std::string> ask_entity(entity_envelope env) = 0;
+
+  /// Like ask_entity without waiting: `then` runs once, on an actor thread, with the outcome.
+  /// It must not touch the edge_api (it may run while the edge shuts down).
+  virtual void ask_entity_async(entity_envelope env,
+                                std::function<void(caf::expected<std::string>)> then) = 0;
 
   /// Like ask_entity, but to a node-local service that speaks envelopes (e.g. a read-model
   /// query actor) instead of through the router.
@@ -52,7 +79,7 @@ class edge_api {
   /// ask_entity, then the reply parsed as `Reply` and rendered as JSON, or the error's status
   /// and body.
   template <class Reply>
-  void answer_from_entity(entity_envelope env, httplib::Response& res,
+  void answer_from_entity(entity_envelope env, http_response& res,
                           const std::string& request_id);
 };
 
@@ -60,10 +87,10 @@ class edge_api {
 std::string to_json(const google::protobuf::Message& msg);
 
 /// Fills `res` with the one error shape.
-void send_error(httplib::Response& res, const http_error& e, const std::string& message,
+void send_error(http_response& res, const http_error& e, const std::string& message,
                 const std::string& request_id);
 /// Fills `res` from an error value through the one table; internals are not shown to clients.
-void send_error(httplib::Response& res, const caf::error& err, const std::string& request_id);
+void send_error(http_response& res, const caf::error& err, const std::string& request_id);
 
 /// Entity ids in paths: 1..128 of [A-Za-z0-9._-].
 bool valid_entity_id(const std::string& id);
@@ -76,7 +103,7 @@ entity_envelope envelope_for(const std::string& kind, const std::string& id,
                              const google::protobuf::Message& msg, const std::string& request_id);
 
 template <class Reply>
-void edge_api::answer_from_entity(entity_envelope env, httplib::Response& res,
+void edge_api::answer_from_entity(entity_envelope env, http_response& res,
                                   const std::string& request_id) {
   auto bytes = ask_entity(std::move(env));
   if (!bytes) return send_error(res, bytes.error(), request_id);

@@ -15,7 +15,26 @@ edge_probe::edge_probe(prometheus::Registry& registry)
                      .Name("chorus_http_requests_in_flight")
                      .Help("HTTP requests being handled now")
                      .Register(registry)
-                     .Add({})) {}
+                     .Add({})),
+      ws_connections_(prometheus::BuildGauge()
+                          .Name("chorus_ws_connections")
+                          .Help("WebSocket connections open on this node")
+                          .Register(registry)
+                          .Add({})),
+      ws_sent_(prometheus::BuildCounter()
+                   .Name("chorus_ws_events_sent_total")
+                   .Help("Live events queued to WebSocket clients")
+                   .Register(registry)
+                   .Add({})),
+      ws_closed_(prometheus::BuildCounter()
+                     .Name("chorus_ws_disconnects_total")
+                     .Help("WebSocket connections ended, by reason")
+                     .Register(registry)) {}
+
+void edge_probe::ws_closed(const std::string& reason) {
+  ws_connections_.Decrement();
+  ws_closed_.Add({{"reason", reason}}).Increment();
+}
 
 void edge_probe::end(const std::string& route, const std::string& method, int status,
                      double seconds) {

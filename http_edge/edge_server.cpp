@@ -1,22 +1,26 @@
 #include "http_edge/edge_server.hpp"
 
-#include <future>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include <httplib.h>
-#include <sys/socket.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <caf/sec.hpp>
 
 #include "http_edge/actor_bridge.hpp"
-#include "http_edge/edge_probe.hpp"
+#include "http_edge/edge_core.hpp"
 #include "http_edge/error_table.hpp"
 #include "http_edge/openapi.hpp"
 #include "messages/errors.hpp"
 #include "persistence/gcra.hpp"
 #include "persistence/rate_limiter.hpp"
+
+// The edge's network side: one Boost.Beast event loop (io_threads threads) accepts, parses and
+// writes every connection; a route either answers on the loop (route_async: it starts an actor
+// request and finishes from the answer) or runs on the worker pool (route: it may block). So a
+// slow or idle client costs a socket and a buffer, never a thread.
 
 namespace chorus::edge {
 
@@ -29,16 +33,174 @@ constexpr const char* cors_request_headers =
 constexpr const char* cors_exposed_headers =
     "X-Request-Id, Retry-After, Location, RateLimit, RateLimit-Policy";
 
-}  // namespace
-
-namespace {
-
 // Pending connections the kernel keeps for the accept loop (somaxconn caps it).
 constexpr int listen_backlog = 1024;
 
-// A client-supplied id is echoed only when it is short and printable, so it cannot inject
-// headers or bloat logs.
-std::string request_id_of(const httplib::Request& req) {
+const char* method_name(http_method m) {
+  static constexpr const char* names[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  return names[static_cast<int>(m)];
+}
+
+/// One HTTP/1.1 connection: reads a request, has the core answer it, writes the answer, and
+/// again while the client keeps the connection alive. Everything runs on the connection's
+/// strand; answers from workers and actors are posted back to it.
+class http_session : public std::enable_shared_from_this<http_session> {
+ public:
+  http_session(tcp::socket socket, std::shared_ptr<edge_server::core> core)
+      : stream_(std::move(socket)), core_(std::move(core)) {
+    ++core_->connections;
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_addr_ = peer.address().to_string();
+  }
+  ~http_session() { --core_->connections; }
+
+  http_session(const http_session&) = delete;
+  http_session& operator=(const http_session&) = delete;
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(core_->cfg.max_header_bytes));
+    parser_->body_limit(core_->cfg.max_body_bytes);
+    stream_.expires_after(core_->cfg.request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == net::error::operation_aborted)
+      return close();
+    if (ec == http::error::body_limit)
+      return refuse(413, "payload_too_large",
+                    "the body is larger than " + std::to_string(core_->cfg.max_body_bytes) +
+                        " bytes");
+    if (ec == http::error::header_limit)
+      return refuse(431, "headers_too_large",
+                    "the request line and headers are larger than " +
+                        std::to_string(core_->cfg.max_header_bytes) + " bytes");
+    if (ec) return refuse(400, "bad_request", "malformed HTTP request: " + ec.message());
+
+    auto& msg = parser_->get();
+    auto x = std::make_shared<exchange>();
+    auto target = std::string_view{msg.target().data(), msg.target().size()};
+    auto q = target.find('?');
+    x->req.method = std::string{msg.method_string()};
+    x->req.path = percent_decode(target.substr(0, q), false);
+    if (q != std::string_view::npos) x->req.params = parse_query(target.substr(q + 1));
+    for (const auto& field : msg)
+      x->req.headers.emplace(std::string{field.name_string()}, std::string{field.value()});
+    x->req.remote_addr = remote_addr_;
+    x->rid = request_id_of(x->req);
+    x->keep_alive = msg.keep_alive();
+    x->head = msg.method() == http::verb::head;
+    if (x->head) x->req.method = "GET";
+
+    if (beast::websocket::is_upgrade(msg) && x->req.path == "/v1/ws") return upgrade(x);
+    x->req.body = std::move(msg.body());
+    core_->handle(x, [self = shared_from_this(), x] {
+      net::post(self->stream_.get_executor(), [self, x] { self->write(x); });
+    });
+  }
+
+  // An upgrade to /v1/ws: authenticated on a worker (the session lookup may wait), then the
+  // connection becomes a WebSocket session on this strand.
+  void upgrade(const std::shared_ptr<exchange>& x) {
+    auto core = core_;
+    net::post(core->workers, [self = shared_from_this(), core, x] {
+      caf::expected<std::string> who =
+          core->ws_auth ? core->ws_auth(x->req, x->rid)
+                        : caf::expected<std::string>{
+                              make_error(runtime_errc::no_owner, "no WebSocket on this node")};
+      net::post(self->stream_.get_executor(), [self, x, who = std::move(who)]() mutable {
+        if (!who) {
+          if (is(who.error(), domain_errc::unauthenticated))
+            x->res.set_header("WWW-Authenticate", "Bearer");
+          x->res.set_header("X-Request-Id", x->rid);
+          send_error(x->res, who.error(), x->rid);
+          self->core_->cors(*x);
+          x->keep_alive = false;
+          return self->write(x);
+        }
+        self->stream_.expires_never();  // the WebSocket keeps its own timeouts
+        start_websocket(self->core_, std::move(self->stream_), self->parser_->release(),
+                        std::move(*who));
+      });
+    });
+  }
+
+  void refuse(int status, const char* code, const std::string& message) {
+    auto x = std::make_shared<exchange>();
+    x->rid = new_request_id();
+    x->keep_alive = false;
+    x->res.set_header("X-Request-Id", x->rid);
+    send_error(x->res, {status, code, 0}, message, x->rid);
+    core_->probe.begin();
+    core_->probe.end("unparsed", "", status, 0.0);
+    write(x);
+  }
+
+  void write(const std::shared_ptr<exchange>& x) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(x->res.status == -1 ? 200 : x->res.status));
+    for (const auto& [name, value] : x->res.headers) res->insert(name, value);
+    auto size = x->res.body.size();
+    if (!x->head) res->body() = std::move(x->res.body);
+    res->keep_alive(x->keep_alive && !core_->stopping);
+    if (x->head)
+      res->content_length(size);
+    else
+      res->prepare_payload();
+    stream_.expires_after(core_->cfg.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !res->keep_alive()) return self->close();
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<edge_server::core> core_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_addr_;
+};
+
+void accept(const std::shared_ptr<edge_server::core>& core, tcp::acceptor& acceptor) {
+  acceptor.async_accept(
+      net::make_strand(core->ioc), [core, &acceptor](beast::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || core->stopping) return;
+        if (!ec) {
+          socket.set_option(tcp::no_delay{true}, ec);
+          if (core->connections.load() >= core->cfg.max_connections) {
+            // Over the limit: closed at once (the client sees a reset, not a hang).
+            socket.close(ec);
+          } else {
+            std::make_shared<http_session>(std::move(socket), core)->run();
+          }
+        }
+        accept(core, acceptor);
+      });
+}
+
+}  // namespace
+
+std::string request_id_of(const http_request& req) {
   auto given = req.get_header_value("X-Request-Id");
   if (given.empty() || given.size() > 128) return new_request_id();
   for (unsigned char c : given)
@@ -46,93 +208,165 @@ std::string request_id_of(const httplib::Request& req) {
   return given;
 }
 
-}  // namespace
+// ---- the core ----
+
+bool edge_server::core::cors_allowed(const std::string& origin) const {
+  return std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) !=
+         cfg.cors_origins.end();
+}
+
+// A preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered before
+// routing: 204 with the origin, credentials, methods and headers when the origin is allowed,
+// 403 in the one error shape when it is not.
+void edge_server::core::preflight(exchange& x) {
+  auto& req = x.req;
+  auto& res = x.res;
+  res.set_header("X-Request-Id", x.rid);
+  res.set_header("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+  auto origin = req.get_header_value("Origin");
+  if (origin.empty() || !req.has_header("Access-Control-Request-Method")) {
+    // Not a CORS preflight: say what the API speaks.
+    res.status = 204;
+    res.set_header("Allow", cors_methods);
+    return;
+  }
+  if (!cors_allowed(origin)) {
+    send_error(res, {403, "cors_origin_refused", 0},
+               "origin " + origin + " may not call this API from a browser", x.rid);
+    return;
+  }
+  res.status = 204;
+  res.set_header("Access-Control-Allow-Origin", origin);
+  res.set_header("Access-Control-Allow-Credentials", "true");
+  res.set_header("Access-Control-Allow-Methods", cors_methods);
+  res.set_header("Access-Control-Allow-Headers", cors_request_headers);
+  res.set_header("Access-Control-Max-Age", "600");
+}
+
+// Every other answer (errors too) names the origin only when it is allowed, and always carries
+// Vary: Origin so that a cache never hands one origin's answer to another.
+void edge_server::core::cors(exchange& x) {
+  x.res.set_header("Vary", "Origin");
+  auto origin = x.req.get_header_value("Origin");
+  if (origin.empty() || !cors_allowed(origin)) return;
+  x.res.set_header("Access-Control-Allow-Origin", origin);
+  x.res.set_header("Access-Control-Allow-Credentials", "true");
+  x.res.set_header("Access-Control-Expose-Headers", cors_exposed_headers);
+}
+
+void edge_server::core::unmatched(exchange& x, int status) {
+  probe.begin();
+  probe.end("unmatched", x.req.method, status, 0.0);
+  x.res.set_header("X-Request-Id", x.rid);
+  auto what = status == 404 ? "no such route" : "method not allowed on this route";
+  send_error(x.res, {status, status == 404 ? "not_found" : "method_not_allowed", 0},
+             x.req.method + " " + x.req.path + ": " + what, x.rid);
+}
+
+bool edge_server::core::admit(const route_entry& r, exchange& x) {
+  using namespace std::chrono;
+  auto& res = x.res;
+  persistence::gcra_limit policy{r.limit, duration_cast<microseconds>(cfg.limit_window), r.limit};
+  auto d = cfg.limiter->check("edge:" + r.route_class + ":ip:" + x.req.remote_addr, policy);
+  auto window = duration_cast<seconds>(cfg.limit_window).count();
+  auto reset = static_cast<int64_t>(std::ceil(duration<double>(d.reset_after).count()));
+  // draft-ietf-httpapi-ratelimit-headers (structured fields) and the older X-RateLimit-*.
+  res.set_header("RateLimit-Policy", "\"" + r.route_class + "\";q=" + std::to_string(r.limit) +
+                                         ";w=" + std::to_string(window));
+  res.set_header("RateLimit", "\"" + r.route_class + "\";r=" + std::to_string(d.remaining) +
+                                  ";t=" + std::to_string(reset));
+  res.set_header("X-RateLimit-Limit", std::to_string(r.limit));
+  res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
+  res.set_header("X-RateLimit-Reset", std::to_string(reset));
+  if (d.allowed) return true;
+  auto retry = d.retry_after == persistence::gcra_result::never ? window
+                                                                 : d.retry_after_seconds();
+  send_error(res, {429, "rate_limited", static_cast<int>(retry)},
+             "too many " + r.route_class + " requests from this address; retry after " +
+                 std::to_string(retry) + " s",
+             x.rid);
+  return false;
+}
+
+void edge_server::core::handle(const std::shared_ptr<exchange>& x, std::function<void()> reply) {
+  auto& req = x->req;
+  if (req.method == "OPTIONS") {
+    preflight(*x);
+    return reply();
+  }
+  const route_entry* hit = nullptr;
+  bool other_method = false;
+  for (const auto& r : routes) {
+    if (!std::regex_match(req.path, req.matches, r.pattern)) continue;
+    if (r.method == req.method) {
+      hit = &r;
+      break;
+    }
+    other_method = true;
+  }
+  if (hit == nullptr) {
+    unmatched(*x, other_method ? 405 : 404);
+    cors(*x);
+    return reply();
+  }
+  probe.begin();
+  x->res.set_header("X-Request-Id", x->rid);
+  auto self = shared_from_this();
+  finish_fn finish = [self, x, hit, reply = std::move(reply)] {
+    if (x->res.status == -1) x->res.status = 200;
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - x->start);
+    self->probe.end(hit->name, x->req.method, x->res.status, elapsed.count());
+    self->cors(*x);
+    reply();
+  };
+  auto run = [self, x, hit, finish] {
+    if (hit->limit > 0 && !self->admit(*hit, *x)) return finish();
+    if (hit->blocking) {
+      hit->blocking(x->req, x->res, x->rid);
+      return finish();
+    }
+    hit->async(x->req, x->res, x->rid, finish);
+  };
+  // The rate limiter may wait on Redis: a limited route starts on a worker too.
+  if (hit->blocking || hit->limit > 0)
+    net::post(workers, std::move(run));
+  else
+    run();
+}
+
+// ---- edge_server ----
 
 edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys,
                          const entity_gateway& entities, prometheus::Registry& registry,
-                         json_log& log)
+                         json_log& log, std::shared_ptr<live_connections> live)
     : cfg_(std::move(cfg)),
       hooks_(std::move(hooks)),
       sys_(sys),
       entities_(entities),
       log_(log),
-      probe_(std::make_unique<edge_probe>(registry)),
-      server_(std::make_unique<httplib::Server>()) {
-  auto& srv = *server_;
-  // Without TCP_NODELAY loopback throughput drops ~170x (Nagle + delayed ACK).
-  srv.set_tcp_nodelay(true);
-  srv.new_task_queue = [n = cfg_.worker_threads] { return new httplib::ThreadPool(n); };
-  srv.set_read_timeout(5, 0);
-  srv.set_write_timeout(5, 0);
-  srv.set_keep_alive_timeout(5);
-  srv.set_payload_max_length(1 << 20);
-  // Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG is
-  // fixed in the .so): a burst of 20 new connections loses SYNs and those clients wait a second
-  // for the retransmit. Remember the socket so that bind() can listen again with a real backlog.
-  srv.set_socket_options([this](socket_t sock) {
-    httplib::default_socket_options(sock);
-    listen_socket_ = sock;
-  });
-
-  // CORS. A preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered here,
-  // before routing: 204 with the origin, credentials, methods and headers when the origin is
-  // allowed, 403 in the one error shape when it is not. Every other answer gets the origin
-  // back (post-routing, so errors too) only when it is allowed, and always Vary: Origin so a
-  // cache never hands one origin's answer to another.
-  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.method != "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;
-    auto rid = request_id_of(req);
-    res.set_header("X-Request-Id", rid);
-    res.set_header("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
-    auto origin = req.get_header_value("Origin");
-    if (origin.empty() || !req.has_header("Access-Control-Request-Method")) {
-      // Not a CORS preflight: say what the API speaks.
-      res.status = 204;
-      res.set_header("Allow", cors_methods);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!cors_allowed(origin)) {
-      send_error(res, {403, "cors_origin_refused", 0},
-                 "origin " + origin + " may not call this API from a browser", rid);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    res.status = 204;
-    res.set_header("Access-Control-Allow-Origin", origin);
-    res.set_header("Access-Control-Allow-Credentials", "true");
-    res.set_header("Access-Control-Allow-Methods", cors_methods);
-    res.set_header("Access-Control-Allow-Headers", cors_request_headers);
-    res.set_header("Access-Control-Max-Age", "600");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  srv.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "OPTIONS") return;
-    res.set_header("Vary", "Origin");
-    auto origin = req.get_header_value("Origin");
-    if (origin.empty() || !cors_allowed(origin)) return;
-    res.set_header("Access-Control-Allow-Origin", origin);
-    res.set_header("Access-Control-Allow-Credentials", "true");
-    res.set_header("Access-Control-Expose-Headers", cors_exposed_headers);
-  });
-
-  route(http_method::get, "/healthz", "/healthz",
-        [](const httplib::Request&, httplib::Response& res, const std::string&) {
-          res.set_content("{\"status\":\"ok\"}", json_type);
-        });
+      core_(std::make_shared<core>(cfg_, registry, log, std::move(live))) {
+  // /healthz never waits: answered on the event loop.
+  route_async(http_method::get, "/healthz", "/healthz",
+              [](const http_request&, http_response& res, const std::string&, finish_fn done) {
+                res.set_content("{\"status\":\"ok\"}", json_type);
+                done();
+              });
   route(http_method::get, "/readyz", "/readyz",
-        [this](const httplib::Request&, httplib::Response& res, const std::string&) {
+        [this](const http_request&, http_response& res, const std::string&) {
           auto report = hooks_.readiness();
           res.status = report.ready() ? 200 : 503;
           if (!report.ready()) res.set_header("Retry-After", "1");
           res.set_content(to_json(report), json_type);
         });
   // The API document: public, cacheable, the same on every node of one version.
-  route(http_method::get, "/v1/openapi.json", "/v1/openapi.json",
-        [](const httplib::Request&, httplib::Response& res, const std::string&) {
-          res.set_header("Cache-Control", "public, max-age=300");
-          res.set_content(std::string{openapi_document()}, json_type);
-        });
+  route_async(http_method::get, "/v1/openapi.json", "/v1/openapi.json",
+              [](const http_request&, http_response& res, const std::string&, finish_fn done) {
+                res.set_header("Cache-Control", "public, max-age=300");
+                res.set_content(std::string{openapi_document()}, json_type);
+                done();
+              });
   route(http_method::get, "/statusz", "/statusz",
-        [this](const httplib::Request&, httplib::Response& res, const std::string& rid) {
+        [this](const http_request&, http_response& res, const std::string& rid) {
           auto status = hooks_.status();
           if (!status) {
             send_error(res, status.error(), rid);
@@ -140,31 +374,57 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
           }
           res.set_content(to_json(*status), json_type);
         });
+  // A plain GET of the WebSocket endpoint (upgrades never reach the routes).
+  route_async(http_method::get, "/v1/ws", "/v1/ws",
+              [](const http_request&, http_response& res, const std::string& rid,
+                 finish_fn done) {
+                res.set_header("Upgrade", "websocket");
+                send_error(res, {426, "upgrade_required", 0},
+                           "/v1/ws speaks WebSocket: send Connection: Upgrade, Upgrade: websocket",
+                           rid);
+                done();
+              });
 
   if (cfg_.debug_endpoints) add_debug_routes(*this, hooks_);
-
-  // Unmatched paths and methods get the one error shape too.
-  srv.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    probe_->begin();
-    probe_->end("unmatched", req.method, res.status, 0.0);
-    auto rid = request_id_of(req);
-    res.set_header("X-Request-Id", rid);
-    auto code = res.status == 404   ? "not_found"
-                : res.status == 405 ? "method_not_allowed"
-                                    : "bad_request";
-    auto what = res.status == 404 ? "no such route" : "request refused";
-    res.set_content(error_body(code, req.method + " " + req.path + ": " + what, rid), json_type);
-  });
 }
 
 edge_server::~edge_server() {
   stop();
 }
 
-bool edge_server::cors_allowed(const std::string& origin) const {
-  return std::find(cfg_.cors_origins.begin(), cfg_.cors_origins.end(), origin) !=
-         cfg_.cors_origins.end();
+void edge_server::add_route(http_method method, const std::string& pattern,
+                            const std::string& name, handler blocking, async_handler async) {
+  static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
+  routes_.push_back({names[static_cast<int>(method)], name});
+  // Probes (load balancers call them often), the API document and the WebSocket endpoint (its
+  // upgrades are not routed) are never limited.
+  bool unmetered = name == "/healthz" || name == "/readyz" || name == "/statusz" ||
+                   name == "/v1/openapi.json" || name == "/v1/ws";
+  route_entry r;
+  r.method = method_name(method);
+  r.pattern = std::regex{pattern};
+  r.name = name;
+  r.route_class = method == http_method::get ? "read" : "write";
+  r.limit = unmetered || !cfg_.limiter   ? 0
+            : method == http_method::get ? cfg_.read_limit
+                                         : cfg_.write_limit;
+  r.blocking = std::move(blocking);
+  r.async = std::move(async);
+  core_->routes.push_back(std::move(r));
+}
+
+void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
+                        handler fn) {
+  add_route(method, pattern, name, std::move(fn), nullptr);
+}
+
+void edge_server::route_async(http_method method, const std::string& pattern,
+                              const std::string& name, async_handler fn) {
+  add_route(method, pattern, name, nullptr, std::move(fn));
+}
+
+void edge_server::set_websocket_authenticator(websocket_authenticator fn) {
+  core_->ws_auth = std::move(fn);
 }
 
 caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
@@ -179,6 +439,18 @@ caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {
       });
 }
 
+void edge_server::ask_entity_async(entity_envelope env,
+                                   std::function<void(caf::expected<std::string>)> then) {
+  using namespace std::chrono;
+  env.deadline_ms =
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch() + cfg_.entity_timeout)
+          .count();
+  with_actor(sys_, [gw = &entities_, timeout = cfg_.entity_timeout, env = std::move(env),
+                    then = std::move(then)](caf::event_based_actor* self) mutable {
+    gw->ask(self, std::move(env), timeout, std::move(then));
+  });
+}
+
 caf::expected<std::string> edge_server::ask_service(const envelope_handler& service,
                                                     entity_envelope env) {
   if (!service) return make_error(runtime_errc::no_owner, "this node does not run that service");
@@ -189,96 +461,55 @@ caf::expected<std::string> edge_server::ask_service(const envelope_handler& serv
   return ask<std::string>(sys_, service, cfg_.entity_timeout, std::move(env));
 }
 
-bool edge_server::admit(const std::string& route_class, int64_t limit, const httplib::Request& req,
-                        httplib::Response& res, const std::string& rid) {
-  using namespace std::chrono;
-  persistence::gcra_limit policy{limit, duration_cast<microseconds>(cfg_.limit_window), limit};
-  auto d = cfg_.limiter->check("edge:" + route_class + ":ip:" + req.remote_addr, policy);
-  auto window = duration_cast<seconds>(cfg_.limit_window).count();
-  auto reset = static_cast<int64_t>(std::ceil(duration<double>(d.reset_after).count()));
-  // draft-ietf-httpapi-ratelimit-headers (structured fields) and the older X-RateLimit-*.
-  res.set_header("RateLimit-Policy", "\"" + route_class + "\";q=" + std::to_string(limit) +
-                                         ";w=" + std::to_string(window));
-  res.set_header("RateLimit", "\"" + route_class + "\";r=" + std::to_string(d.remaining) +
-                                  ";t=" + std::to_string(reset));
-  res.set_header("X-RateLimit-Limit", std::to_string(limit));
-  res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
-  res.set_header("X-RateLimit-Reset", std::to_string(reset));
-  if (d.allowed) return true;
-  auto retry =
-      d.retry_after == persistence::gcra_result::never
-          ? window
-          : std::max<int64_t>(
-                1, static_cast<int64_t>(std::ceil(duration<double>(d.retry_after).count())));
-  send_error(res, {429, "rate_limited", static_cast<int>(retry)},
-             "too many " + route_class + " requests from this address; retry after " +
-                 std::to_string(retry) + " s",
-             rid);
-  return false;
-}
-
-void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
-                        handler fn) {
-  static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
-  routes_.push_back({names[static_cast<int>(method)], name});
-  // Probes (load balancers call them often) and the API document are never limited.
-  bool unmetered =
-      name == "/healthz" || name == "/readyz" || name == "/statusz" || name == "/v1/openapi.json";
-  std::string route_class = method == http_method::get ? "read" : "write";
-  int64_t limit = unmetered || !cfg_.limiter   ? 0
-                  : method == http_method::get ? cfg_.read_limit
-                                               : cfg_.write_limit;
-  auto wrapped = [this, name, route_class, limit, fn = std::move(fn)](const httplib::Request& req,
-                                                                      httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    probe_->begin();
-    auto rid = request_id_of(req);
-    res.set_header("X-Request-Id", rid);
-    if (limit <= 0 || admit(route_class, limit, req, res, rid)) fn(req, res, rid);
-    // cpp-httplib fills in 200 only after the handler returns; metrics need it now.
-    if (res.status == -1) res.status = 200;
-    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
-    probe_->end(name, req.method, res.status, elapsed.count());
-  };
-  switch (method) {
-    case http_method::get:
-      server_->Get(pattern, std::move(wrapped));
-      break;
-    case http_method::post:
-      server_->Post(pattern, std::move(wrapped));
-      break;
-    case http_method::put:
-      server_->Put(pattern, std::move(wrapped));
-      break;
-    case http_method::patch:
-      server_->Patch(pattern, std::move(wrapped));
-      break;
-    case http_method::del:
-      server_->Delete(pattern, std::move(wrapped));
-      break;
-  }
-}
-
 caf::error edge_server::bind() {
-  if (!server_->bind_to_port(cfg_.host.c_str(), cfg_.port))
-    return caf::make_error(caf::sec::cannot_open_port, "http-port " + std::to_string(cfg_.port) +
-                                                           " on " + cfg_.host +
-                                                           " cannot be bound (in use?)");
-  // Linux lets listen() on a listening socket change its backlog (capped by somaxconn).
-  if (listen_socket_ >= 0) ::listen(listen_socket_, listen_backlog);
+  for (auto [key, port] : {std::pair{"http-port", cfg_.port}, std::pair{"ws-port", cfg_.ws_port}}) {
+    if (port == 0 && std::string_view{key} == "ws-port") continue;
+    beast::error_code ec;
+    auto fail = [&](const std::string& what) {
+      return caf::make_error(caf::sec::cannot_open_port, std::string{key} + " " +
+                                                             std::to_string(port) + " on " +
+                                                             cfg_.host + " cannot be bound (" +
+                                                             what + ")");
+    };
+    auto address = net::ip::make_address(cfg_.host, ec);
+    if (ec) return fail("not an IP address: " + ec.message());
+    auto acc = std::make_unique<tcp::acceptor>(core_->ioc);
+    tcp::endpoint ep{address, port};
+    acc->open(ep.protocol(), ec);
+    // SO_REUSEADDR: a node restarted right after kill -9 binds through TIME_WAIT; a port another
+    // process listens on still fails.
+    if (!ec) acc->set_option(net::socket_base::reuse_address{true}, ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(listen_backlog, ec);
+    if (ec) return fail(ec.message() + "; in use?");
+    core_->acceptors.push_back(std::move(acc));
+  }
   return {};
 }
 
 void edge_server::start() {
-  thread_ = std::thread{[this] {
-    if (!server_->listen_after_bind()) log_.error("edge", "http listener stopped with an error");
-  }};
+  for (auto& acc : core_->acceptors) accept(core_, *acc);
+  for (size_t i = 0; i < std::max<size_t>(1, cfg_.io_threads); ++i)
+    core_->threads.emplace_back([c = core_] { c->ioc.run(); });
   log_.info("edge", "http listening", {{"host", cfg_.host}, {"port", std::to_string(cfg_.port)}});
 }
 
 void edge_server::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!core_ || core_->stopping.exchange(true)) return;
+  net::post(core_->ioc, [c = core_] {
+    beast::error_code ec;
+    for (auto& acc : c->acceptors) acc->close(ec);
+  });
+  // Blocking handlers finish (each within the entity deadline), then the loop stops; the
+  // connections still open are closed when the io_context goes with the last reference.
+  core_->workers.join();
+  core_->ioc.stop();
+  for (auto& t : core_->threads)
+    if (t.joinable()) t.join();
+  // Handlers hold actor handles (query services): release them now, not when the last pending
+  // completion lets go of the core, so that the actor system can shut down.
+  core_->routes.clear();
+  core_->ws_auth = nullptr;
 }
 
 }  // namespace chorus::edge

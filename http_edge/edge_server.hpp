@@ -26,13 +26,19 @@ class rate_limiter;
 namespace chorus::edge {
 
 class edge_probe;
+class live_connections;
 
-/// Where and how the REST edge listens.
+/// Where and how the edge listens.
 struct edge_config {
   std::string host;
   uint16_t port = 0;
-  /// cpp-httplib holds one worker per connection, and a worker waits for an actor's answer.
-  size_t worker_threads = 128;
+  /// A second listener serving the same (cluster.conf's ws-port); 0: none.
+  uint16_t ws_port = 0;
+  /// Threads running the event loop (Boost.Beast): parsing, hot routes, WebSockets.
+  size_t io_threads = 2;
+  /// Threads for handlers that block (password hashing, waits on entities): only a request
+  /// being handled holds one, never an idle or slow connection.
+  size_t worker_threads = 64;
   /// How long a request may wait for an entity's answer before it is a 503.
   std::chrono::milliseconds entity_timeout{5000};
   /// Serve /v1/debug/counters (the demo entity).
@@ -47,6 +53,23 @@ struct edge_config {
   std::chrono::milliseconds limit_window{60000};
   /// Counts the limits (cluster-wide in Redis, per node while Redis is down); none: no limits.
   std::shared_ptr<persistence::rate_limiter> limiter;
+  /// Request size limits: the request line and headers together, and the body.
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  /// A request must arrive whole within this; a keep-alive connection idles at most this long.
+  std::chrono::milliseconds request_timeout{10000};
+  /// Sending a response may take at most this (a client that does not read is dropped).
+  std::chrono::milliseconds write_timeout{10000};
+  /// Open connections (HTTP and WebSocket) beyond which new ones are closed at once.
+  size_t max_connections = 20000;
+  /// WebSocket: a ping after half of this without traffic, closed after all of it.
+  std::chrono::milliseconds ws_idle_timeout{60000};
+  /// WebSocket: events queued for a client that does not read, beyond which it is dropped.
+  size_t ws_max_queued_bytes = 1024 * 1024;
+  /// WebSocket: topics one connection may hold.
+  size_t ws_max_topics = 64;
+  /// WebSocket: the largest message a client may send.
+  size_t ws_max_message_bytes = 16 * 1024;
 };
 
 /// What the operational endpoints report; nodes/ supplies them (the edge knows no membership).
@@ -57,19 +80,25 @@ struct health_hooks {
   std::function<messages::ReadyReport()> readiness;
   /// GET /v1/debug/dead-letters: the messages this node parked.
   std::function<caf::expected<messages::DeadLetters>()> dead_letters;
+  /// POST /v1/debug/live: hands (topic, json) to the node's live hub.
+  std::function<void(const std::string& topic, const std::string& json)> publish_live;
 };
 
-/// The REST edge of one node (cpp-httplib, TCP_NODELAY on). Owned by the node's main();
-/// bind() then start() on the main thread, stop() before the actor system goes away.
+/// The edge of one node: HTTP/1.1 and WebSocket on one Boost.Beast event loop (TCP_NODELAY on).
+/// Hot routes answer on the loop without a thread waiting (route_async); handlers that block
+/// run on a worker pool. Owned by the node's main(); bind() then start() on the main thread,
+/// stop() before the actor system goes away.
 /// Serves: GET /healthz (process alive), GET /readyz (200 or 503 naming what is missing),
-/// GET /statusz (NodeStatus as JSON); with debug endpoints, POST /v1/debug/counters/{id}/increment
-/// and GET /v1/debug/counters/{id}, sent as envelopes to the node's router. Every answer carries
+/// GET /statusz (NodeStatus as JSON), GET /v1/openapi.json, GET /v1/ws (WebSocket: live events
+/// of the topics a client may see); with debug endpoints the demo counters. Every answer carries
 /// X-Request-Id (echoed or generated); every failure uses the one JSON error shape.
 class edge_server final : public edge_api {
  public:
-  /// `entities` must outlive the server.
+  /// `entities` must outlive the server. `live` is the node's subscription table (the node's
+  /// live hub delivers into it).
   edge_server(edge_config cfg, health_hooks hooks, caf::actor_system& sys,
-              const entity_gateway& entities, prometheus::Registry& registry, json_log& log);
+              const entity_gateway& entities, prometheus::Registry& registry, json_log& log,
+              std::shared_ptr<live_connections> live);
   ~edge_server();
 
   edge_server(const edge_server&) = delete;
@@ -77,9 +106,9 @@ class edge_server final : public edge_api {
 
   /// Binds the listening socket; an error naming host and port when it is taken.
   caf::error bind();
-  /// Serves on a background thread. Call after bind().
+  /// Serves on background threads. Call after bind().
   void start();
-  /// Stops serving and joins the thread. Idempotent.
+  /// Stops accepting, closes every connection and joins the threads. Idempotent.
   void stop();
 
   /// Lets `group` register its routes (user_routes.hpp, ...). Call before start().
@@ -95,31 +124,33 @@ class edge_server final : public edge_api {
   /// the document).
   [[nodiscard]] const std::vector<route_info>& routes() const { return routes_; }
 
+  /// The state the event loop, the workers and late actor answers share (edge_server.cpp).
+  struct core;
+
  private:
   // edge_api
   void route(http_method method, const std::string& pattern, const std::string& name,
              handler fn) override;
+  void route_async(http_method method, const std::string& pattern, const std::string& name,
+                   async_handler fn) override;
+  void set_websocket_authenticator(websocket_authenticator fn) override;
   caf::expected<std::string> ask_entity(entity_envelope env) override;
+  void ask_entity_async(entity_envelope env,
+                        std::function<void(caf::expected<std::string>)> then) override;
   caf::expected<std::string> ask_service(const envelope_handler& service,
                                          entity_envelope env) override;
   caf::actor_system& system() override { return sys_; }
-  [[nodiscard]] bool cors_allowed(const std::string& origin) const;
-  /// Counts the request against its route class; false when refused (429 already written).
-  /// Sets the RateLimit, RateLimit-Policy and X-RateLimit-* headers either way.
-  bool admit(const std::string& route_class, int64_t limit, const httplib::Request& req,
-             httplib::Response& res, const std::string& rid);
   [[nodiscard]] const edge_config& config() const override { return cfg_; }
+  void add_route(http_method method, const std::string& pattern, const std::string& name,
+                 handler blocking, async_handler async);
 
   edge_config cfg_;
   health_hooks hooks_;
   caf::actor_system& sys_;
   const entity_gateway& entities_;
   json_log& log_;
-  std::unique_ptr<edge_probe> probe_;
-  std::unique_ptr<httplib::Server> server_;
-  int listen_socket_ = -1;  ///< the bound socket, once bind() made it
+  std::shared_ptr<core> core_;
   std::vector<route_info> routes_;
-  std::thread thread_;
 };
 
 }  // namespace chorus::edge

@@ -19,7 +19,7 @@
 #include "persistence/rate_limiter.hpp"
 #include "persistence/sha256.hpp"
 
-// The user domain's REST routes. Each handler runs on a cpp-httplib worker thread and talks to
+// The user domain's REST routes. Most handlers run on the edge's worker pool and talk to
 // entities through the router (edge_api::ask_entity); password hashing runs here too, off the
 // actor threads. Registration is a small saga over three entities: claim the username, claim the
 // email address, create the account; a failure releases what was claimed.
@@ -60,7 +60,7 @@ size_t utf8_length(const std::string& s) {
 }
 
 /// The body as a JSON object with no keys but `allowed`.
-std::variant<Struct, refusal> json_object(const httplib::Request& req,
+std::variant<Struct, refusal> json_object(const http_request& req,
                                           std::initializer_list<std::string_view> allowed) {
   auto type = req.get_header_value("Content-Type");
   if (lower(type.substr(0, type.find(';'))) != "application/json")
@@ -138,7 +138,7 @@ void add_admin(const user_routes_config& cfg, WithRoles& x) {
 }
 
 /// The session behind `Authorization: Bearer <token>`.
-caf::expected<messages::SessionInfo> authenticate(edge_api& api, const httplib::Request& req,
+caf::expected<messages::SessionInfo> authenticate(edge_api& api, const http_request& req,
                                                   const std::string& rid) {
   auto header = req.get_header_value("Authorization");
   constexpr std::string_view scheme = "Bearer ";
@@ -181,17 +181,17 @@ void release(edge_api& api, const char* kind, const std::string& key, const std:
 
 // ---- answers ----
 
-void send_refusal(httplib::Response& res, const refusal& r, const std::string& rid) {
+void send_refusal(http_response& res, const refusal& r, const std::string& rid) {
   send_error(res, r.error, r.message, rid);
 }
 
-void send_auth_error(httplib::Response& res, const caf::error& err, const std::string& rid) {
+void send_auth_error(http_response& res, const caf::error& err, const std::string& rid) {
   if (is(err, domain_errc::unauthenticated)) res.set_header("WWW-Authenticate", "Bearer");
   send_error(res, err, rid);
 }
 
 /// Counts a login or registration attempt; false (and a 429 sent) when over a limit.
-bool admit(const user_routes_config& cfg, httplib::Response& res, const std::string& rid,
+bool admit(const user_routes_config& cfg, http_response& res, const std::string& rid,
            std::initializer_list<std::pair<std::string, const persistence::gcra_limit*>> keys) {
   for (const auto& [key, limit] : keys) {
     auto d = cfg.limiter->check(key, *limit);
@@ -207,7 +207,7 @@ bool admit(const user_routes_config& cfg, httplib::Response& res, const std::str
 void register_route(edge_api& api, const config_ptr& cfg) {
   api.route(
       http_method::post, "/v1/auth/register", "/v1/auth/register",
-      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
         auto body = json_object(req, {"username", "email", "password"});
         if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
         const auto& o = std::get<Struct>(body);
@@ -268,7 +268,7 @@ void register_route(edge_api& api, const config_ptr& cfg) {
 void login_routes(edge_api& api, const config_ptr& cfg) {
   api.route(
       http_method::post, "/v1/auth/login", "/v1/auth/login",
-      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
         auto body = json_object(req, {"username", "email", "password"});
         if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
         const auto& o = std::get<Struct>(body);
@@ -339,7 +339,7 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         res.set_content(to_json(out), json_type);
       });
   api.route(http_method::post, "/v1/auth/logout", "/v1/auth/logout",
-            [&api](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+            [&api](const http_request& req, http_response& res, const std::string& rid) {
               auto who = authenticate(api, req, rid);
               if (!who) return send_auth_error(res, who.error(), rid);
               auto header = req.get_header_value("Authorization");
@@ -353,7 +353,7 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
 
 void me_routes(edge_api& api, const config_ptr& cfg) {
   // Runs `cmd` on the signed-in user's entity and answers Me.
-  auto on_me = [&api, cfg](const httplib::Request& req, httplib::Response& res,
+  auto on_me = [&api, cfg](const http_request& req, http_response& res,
                            const std::string& rid, const google::protobuf::Message& cmd) {
     auto who = authenticate(api, req, rid);
     if (!who) return send_auth_error(res, who.error(), rid);
@@ -363,12 +363,12 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
     res.set_content(to_json(*me), json_type);
   };
   api.route(http_method::get, "/v1/me", "/v1/me",
-            [on_me](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+            [on_me](const http_request& req, http_response& res, const std::string& rid) {
               on_me(req, res, rid, messages::UserGetPrivate{});
             });
   api.route(
       http_method::patch, "/v1/me", "/v1/me",
-      [on_me, &api](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      [on_me, &api](const http_request& req, http_response& res, const std::string& rid) {
         // Authentication first: an anonymous caller learns nothing about the body rules.
         if (auto who = authenticate(api, req, rid); !who)
           return send_auth_error(res, who.error(), rid);
@@ -388,14 +388,14 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
       });
   api.route(
       http_method::post, "/v1/me/artist", "/v1/me/artist",
-      [on_me, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      [on_me, cfg](const http_request& req, http_response& res, const std::string& rid) {
         messages::UserBecomeArtist cmd;
         cmd.set_approval_required(cfg->artist_approval);
         on_me(req, res, rid, cmd);
       });
   api.route(
       http_method::post, R"(/v1/admin/users/([^/]+)/artist)", "/v1/admin/users/{id}/artist",
-      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
         auto who = authenticate(api, req, rid);
         if (!who) return send_auth_error(res, who.error(), rid);
         // Checked against cluster.conf now, not the roles the session got at login.
@@ -412,20 +412,35 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
 }
 
 void profile_routes(edge_api& api, const config_ptr& cfg) {
-  api.route(
-      http_method::get, R"(/v1/users/([^/]+))", "/v1/users/{id}",
-      [&api, cfg](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
-        auto id = req.matches[1].str();
-        if (!valid_entity_id(id))
-          return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-        auto profile =
-            ask<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
-        if (!profile) return send_error(res, profile.error(), rid);
-        add_admin(*cfg, *profile);
-        res.set_content(to_json(*profile), json_type);
-      });
+  // The hot read: answered from the event loop, no thread waits for the entity.
+  api.route_async(http_method::get, R"(/v1/users/([^/]+))", "/v1/users/{id}",
+                  [&api, cfg](const http_request& req, http_response& res, const std::string& rid,
+                              finish_fn done) {
+                    auto id = req.matches[1].str();
+                    if (!valid_entity_id(id)) {
+                      send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+                      return done();
+                    }
+                    api.ask_entity_async(
+                        envelope_for(users::user_kind, id, messages::UserGet{}, rid),
+                        [&res, cfg, rid, done](caf::expected<std::string> bytes) {
+                          messages::UserProfile profile;
+                          if (!bytes)
+                            send_error(res, bytes.error(), rid);
+                          else if (!profile.ParseFromString(*bytes))
+                            send_error(res,
+                                       make_error(runtime_errc::bad_payload,
+                                                  "unreadable UserProfile"),
+                                       rid);
+                          else {
+                            add_admin(*cfg, profile);
+                            res.set_content(to_json(profile), json_type);
+                          }
+                          done();
+                        });
+                  });
   auto follow = [&api](bool on) {
-    return [&api, on](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+    return [&api, on](const http_request& req, http_response& res, const std::string& rid) {
       auto who = authenticate(api, req, rid);
       if (!who) return send_auth_error(res, who.error(), rid);
       auto target = req.matches[1].str();
@@ -452,7 +467,7 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
   api.route(http_method::del, R"(/v1/users/([^/]+)/follow)", "/v1/users/{id}/follow",
             follow(false));
   auto list = [&api, cfg](bool followers) {
-    return [&api, cfg, followers](const httplib::Request& req, httplib::Response& res,
+    return [&api, cfg, followers](const http_request& req, http_response& res,
                                   const std::string& rid) {
       auto id = req.matches[1].str();
       if (!valid_entity_id(id))
@@ -496,6 +511,20 @@ void add_user_routes(edge_api& api, user_routes_config cfg) {
   login_routes(api, shared);
   me_routes(api, shared);
   profile_routes(api, shared);
+  // /v1/ws: the same bearer token as the REST routes, in the Authorization header or, for
+  // browsers (which cannot set headers on a WebSocket), as ?access_token= (RFC 6750 §2.3).
+  api.set_websocket_authenticator(
+      [&api](const http_request& req, const std::string& rid) -> caf::expected<std::string> {
+        auto who = authenticate(api, req, rid);
+        if (!who && !req.has_header("Authorization") && req.has_param("access_token")) {
+          http_request with_header;
+          with_header.headers.emplace("Authorization",
+                                      "Bearer " + req.get_param_value("access_token"));
+          who = authenticate(api, with_header, rid);
+        }
+        if (!who) return who.error();
+        return who->user_id();
+      });
 }
 
 }  // namespace chorus::edge

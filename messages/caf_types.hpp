@@ -11,6 +11,7 @@
 
 #include "messages/envelope.hpp"
 #include "messages/journal_types.hpp"
+#include "messages/live.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
 
@@ -18,6 +19,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus, caf::first_custom_type_id)
 // that routers can reach each other's registries.
 CAF_ADD_TYPE_ID(chorus, (chorus::entity_envelope))
 CAF_ADD_TYPE_ID(chorus, (chorus::envelope_handler))
+// Live events for WebSocket clients, and the hub handle nodes exchange to fan them out.
+CAF_ADD_TYPE_ID(chorus, (chorus::live_event))
+CAF_ADD_TYPE_ID(chorus, (chorus::live_hub))
 // Node-local traffic between entities and their journal actor.
 CAF_ADD_TYPE_ID(chorus, (std::vector<chorus::new_event>))
 CAF_ADD_TYPE_ID(chorus, (chorus::loaded_stream))

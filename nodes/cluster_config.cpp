@@ -322,7 +322,18 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     edr.amount("read-limit", out.edge.read_limit);
     edr.amount("write-limit", out.edge.write_limit);
     edr.duration("limit-window", out.edge.limit_window);
+    edr.duration("client-timeout", out.edge.client_timeout);
+    edr.duration("ws-idle-timeout", out.edge.ws_idle_timeout);
+    edr.amount("ws-max-queued-bytes", out.edge.ws_max_queued_bytes);
     if (!edr.finish()) return false;
+    if (out.edge.client_timeout < std::chrono::milliseconds{200} ||
+        out.edge.client_timeout > std::chrono::minutes{10})
+      return edr.fail("client-timeout", "must be 200ms..10min");
+    if (out.edge.ws_idle_timeout < std::chrono::milliseconds{200} ||
+        out.edge.ws_idle_timeout > std::chrono::hours{1})
+      return edr.fail("ws-idle-timeout", "must be 200ms..1h");
+    if (out.edge.ws_max_queued_bytes < 4096 || out.edge.ws_max_queued_bytes > (1u << 30))
+      return edr.fail("ws-max-queued-bytes", "must be 4096..1073741824");
     if (out.edge.limit_window < std::chrono::seconds{1} ||
         out.edge.limit_window > std::chrono::hours{1})
       return edr.fail("limit-window", "must be 1s..1h");

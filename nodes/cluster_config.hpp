@@ -23,7 +23,7 @@ struct node_spec {
   std::string host;
   uint16_t actor_port = 0;    ///< CAF middleman (BASP) port
   uint16_t http_port = 0;     ///< REST edge: /healthz, /readyz, /statusz, /v1/...
-  uint16_t ws_port = 0;       ///< WebSocket edge (served from the edge issue on)
+  uint16_t ws_port = 0;       ///< a second listener of the same edge (/v1/ws is on both)
   uint16_t metrics_port = 0;  ///< Prometheus exposition
   std::vector<std::string> roles;
 
@@ -77,6 +77,13 @@ struct edge_spec {
   size_t read_limit = 1200;
   size_t write_limit = 300;
   std::chrono::milliseconds limit_window{std::chrono::minutes{1}};
+  /// A client must send a whole request within this, and a keep-alive connection may idle this
+  /// long; a response must be taken within it too. Slow clients cost a socket, never a thread.
+  std::chrono::milliseconds client_timeout{std::chrono::seconds{10}};
+  /// WebSocket: the server pings after half of this without traffic and closes after all of it.
+  std::chrono::milliseconds ws_idle_timeout{std::chrono::seconds{60}};
+  /// WebSocket: events waiting for a client that does not read, beyond which it is dropped.
+  size_t ws_max_queued_bytes = 1024 * 1024;
 };
 
 /// `chorus.users`: accounts and sessions.

@@ -42,6 +42,7 @@ struct membership_state {
   json_log* log = nullptr;
   envelope_handler registry;  // ours, handed to peers
   router_actor router;        // told about live peers' registries
+  live_hub_actor hub;         // ours: handed to peers, told about live peers' hubs
   clock_type::time_point started = clock_type::now();
   std::map<std::string, peer_state> peers;
   uint64_t next_generation = 0;
@@ -73,13 +74,14 @@ void mark_down(self_pointer self, peer_state& peer, std::string reason) {
     peer.backoff = std::chrono::milliseconds{0};
     self->state.probe->peer_down(peer.spec.name);
     self->send(self->state.router, peer_down_atom_v, peer.spec.name.str());
+    self->send(self->state.hub, peer_down_atom_v, peer.spec.name.str());
   }
   peer.reason = std::move(reason);
   schedule_dial(self, peer);
 }
 
 void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& handle,
-             const envelope_handler& registry) {
+             const envelope_handler& registry, const live_hub& hub) {
   peer.dialing = false;
   peer.up = true;
   peer.since = clock_type::now();
@@ -90,6 +92,7 @@ void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& h
   self->state.probe->peer_up(peer.spec.name);
   self->send(self->state.router, peer_up_atom_v, peer.spec.name.str(), registry,
              peer.spec.has_role(entity_role));
+  self->send(self->state.hub, peer_up_atom_v, peer.spec.name.str(), hub);
   self->state.log->info("membership", "peer up", {{"peer", peer.spec.name.str()}});
 }
 
@@ -123,7 +126,7 @@ void dial(self_pointer self, const std::string& name) {
             self->request(remote, timeout, whoami_atom_v)
                 .then(
                     [self, name, ptr, current](std::string& cluster, std::string& node,
-                                               envelope_handler& registry) {
+                                               envelope_handler& registry, live_hub& hub) {
                       auto* p = current();
                       if (p == nullptr) return;
                       auto& peer = *p;
@@ -132,7 +135,7 @@ void dial(self_pointer self, const std::string& name) {
                                   "the actor port answers as node \"" + node + "\" of cluster \"" +
                                       cluster + "\"");
                       else
-                        mark_up(self, peer, ptr, registry);
+                        mark_up(self, peer, ptr, registry, hub);
                     },
                     [self, current](caf::error& err) {
                       if (auto* p = current())
@@ -150,6 +153,7 @@ void remove_peer(self_pointer self, std::map<std::string, peer_state>::iterator 
     self->demonitor(peer.addr);
     self->state.probe->peer_down(peer.spec.name);
     self->send(self->state.router, peer_down_atom_v, i->first);
+    self->send(self->state.hub, peer_down_atom_v, i->first);
   }
   self->state.log->info("membership", "peer removed by reload", {{"peer", i->first}});
   self->state.peers.erase(i);
@@ -221,10 +225,12 @@ std::string render_status(self_pointer self) {
 
 membership_actor::behavior_type membership(self_pointer self, const cluster_config* cfg,
                                            const node_spec* me, envelope_handler registry,
-                                           router_actor router, node_probe* probe, json_log* log) {
+                                           router_actor router, live_hub_actor hub,
+                                           node_probe* probe, json_log* log) {
   auto& st = self->state;
   st.registry = std::move(registry);
   st.router = std::move(router);
+  st.hub = std::move(hub);
   st.cfg = cfg;
   st.self_spec = me;
   st.probe = probe;
@@ -244,8 +250,9 @@ membership_actor::behavior_type membership(self_pointer self, const cluster_conf
   });
   return {
       [self](whoami_atom) {
-        return caf::result<std::string, std::string, envelope_handler>{
-            self->state.cfg->cluster_name, self->state.self_spec->name.str(), self->state.registry};
+        return caf::result<std::string, std::string, envelope_handler, live_hub>{
+            self->state.cfg->cluster_name, self->state.self_spec->name.str(), self->state.registry,
+            caf::actor_cast<live_hub>(self->state.hub)};
       },
       [self](status_atom) { return render_status(self); },
       [self](begin_atom) {
@@ -272,8 +279,10 @@ std::string cluster_view(const cluster_config& cfg) {
 
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
                                   const node_spec& self, envelope_handler registry,
-                                  router_actor router, node_probe& probe, json_log& log) {
-  return sys.spawn(membership, &cfg, &self, std::move(registry), std::move(router), &probe, &log);
+                                  router_actor router, live_hub_actor hub, node_probe& probe,
+                                  json_log& log) {
+  return sys.spawn(membership, &cfg, &self, std::move(registry), std::move(router), std::move(hub),
+                   &probe, &log);
 }
 
 }  // namespace chorus

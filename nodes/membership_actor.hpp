@@ -9,6 +9,7 @@
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/live_hub.hpp"
 #include "nodes/router.hpp"
 
 namespace chorus {
@@ -21,8 +22,9 @@ class node_probe;
 /// Peers find each other by dialling; there is no seed node. A reload (SIGHUP) hands it the
 /// new node list: new peers are dialled, removed ones dropped, all without a restart.
 using membership_actor = caf::typed_actor<
-    /// Asked by a peer after connecting: answers (cluster name, node name, entity registry).
-    caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler>,
+    /// Asked by a peer after connecting: answers (cluster name, node name, entity registry,
+    /// live-event hub).
+    caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler, live_hub>,
     /// Local query: answers this node's view as a serialized messages::NodeStatus.
     caf::replies_to<status_atom>::with<std::string>,
     /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
@@ -36,11 +38,12 @@ using membership_actor = caf::typed_actor<
 /// The node list of `cfg` as the reload message carries it.
 std::string cluster_view(const cluster_config& cfg);
 
-/// Spawns the membership actor of `self`. It hands `registry` to peers that ask who it is and
-/// tells `router` which peers' registries are live. `cfg`, `probe` and `log` must outlive the
+/// Spawns the membership actor of `self`. It hands `registry` and `hub` to peers that ask who it
+/// is, tells `router` which peers' registries are live and `hub` which peers' hubs are. `cfg`, `probe` and `log` must outlive the
 /// actor system.
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
                                   const node_spec& self, envelope_handler registry,
-                                  router_actor router, node_probe& probe, json_log& log);
+                                  router_actor router, live_hub_actor hub, node_probe& probe,
+                                  json_log& log);
 
 }  // namespace chorus

@@ -28,11 +28,13 @@
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_server.hpp"
+#include "http_edge/live_connections.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
 #include "nodes/entity_probe.hpp"
 #include "nodes/entity_registry.hpp"
+#include "nodes/live_hub.hpp"
 #include "nodes/membership_actor.hpp"
 #include "nodes/node_health.hpp"
 #include "nodes/node_probe.hpp"
@@ -292,6 +294,11 @@ int main(int argc, char** argv) {
   // One journal actor per distinct database; the domains that share one share the actor. Each
   // connects lazily (and, like every other connection, applies what is still pending).
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
+  // Live events: entities publish to this node's hub, which hands them to the WebSocket
+  // connections here that subscribed and to every peer's hub (membership keeps it told).
+  auto live = std::make_shared<edge::live_connections>();
+  auto hub = spawn_live_hub(system, live);
+  ctx.live = caf::actor_cast<live_hub>(hub);
   std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
   std::vector<persistence::journal_actor> journals;
   // Likewise one reminder actor per distinct database: an entity's reminders live next to its
@@ -388,7 +395,7 @@ int main(int argc, char** argv) {
   // Due reminders go through the router, so they reach each entity's current owner.
   for (const auto& reminder : reminders)
     caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));
-  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, probe, log);
+  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, hub, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
   // a port that another process listens on still fails.
@@ -401,7 +408,10 @@ int main(int argc, char** argv) {
 
   node_health health{system, cfg, membership, entity_registry, schema.get()};
   edge::health_hooks hooks{[&] { return health.status(); }, [&] { return health.readiness(); },
-                           [&] { return health.dead_letters(); }};
+                           [&] { return health.dead_letters(); },
+                           [hub](const std::string& topic, const std::string& json) {
+                             caf::anon_send(hub, live_event{topic, json});
+                           }};
   // One rate limiter (GCRA in Redis, local fallback) for the edge's route classes and the
   // login and registration throttles.
   persistence::redis_client_config limiter_rc;
@@ -425,8 +435,13 @@ int main(int argc, char** argv) {
   edge_cfg.read_limit = static_cast<int64_t>(cfg.edge.read_limit);
   edge_cfg.write_limit = static_cast<int64_t>(cfg.edge.write_limit);
   edge_cfg.limit_window = cfg.edge.limit_window;
+  edge_cfg.ws_port = self->ws_port;
+  edge_cfg.request_timeout = cfg.edge.client_timeout;
+  edge_cfg.write_timeout = cfg.edge.client_timeout;
+  edge_cfg.ws_idle_timeout = cfg.edge.ws_idle_timeout;
+  edge_cfg.ws_max_queued_bytes = cfg.edge.ws_max_queued_bytes;
   edge_cfg.limiter = limiter;
-  edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log};
+  edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log, live};
   {
     edge::user_routes_config uc;
     uc.admins = {cfg.users.admins.begin(), cfg.users.admins.end()};
@@ -481,7 +496,7 @@ int main(int argc, char** argv) {
   exposer.reset();
   for (const auto& actor :
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
-        caf::actor_cast<caf::actor>(entity_registry)})
+        caf::actor_cast<caf::actor>(entity_registry), caf::actor_cast<caf::actor>(hub)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const auto& reminder : reminders)
     caf::anon_send_exit(reminder, caf::exit_reason::user_shutdown);

@@ -225,7 +225,20 @@ envelope_handler::behavior_type user(user_self self, std::string id, entity_cont
     if (messages::UserSetFollow cmd; parse_as(env, cmd)) {
       if (cmd.target().empty() || cmd.target() == st.base.id)
         return make_error(domain_errc::validation, "a user cannot follow itself");
-      return run(existing([cmd](user_model& m) -> caf::expected<std::vector<new_event>> {
+      // The followed user hears of a new follower live (a repeated follow changes nothing and
+      // says nothing). Ids are hex and usernames [A-Za-z0-9_.-]: nothing to escape.
+      auto fresh = std::make_shared<bool>(false);
+      auto reply = [self, cmd, fresh, me_of](const user_model& m) {
+        if (*fresh && self->state.base.live) {
+          auto json = R"({"type":"followed","by":")" + self->state.base.id + R"(","username":")" +
+                      m.username + R"(","at":")" + rfc3339(unix_ms_now()) + "\"}";
+          self->send(self->state.base.live,
+                     live_event{notifications_topic(cmd.target()), std::move(json)});
+        }
+        return me_of(m);
+      };
+      return run(existing([cmd, fresh](user_model& m) -> caf::expected<std::vector<new_event>> {
+                   *fresh = false;
                    bool now_following = m.following.count(cmd.target()) > 0;
                    if (cmd.follow() == now_following) return no_events();
                    if (!cmd.follow()) {
@@ -239,9 +252,10 @@ envelope_handler::behavior_type user(user_self self, std::string id, entity_cont
                    messages::UserFollowed ev;
                    ev.set_target(cmd.target());
                    ev.set_at_ms(unix_ms_now());
+                   *fresh = true;
                    return std::vector<new_event>{event_of(ev)};
                  }),
-                 me_of);
+                 reply);
     }
     return unknown_message(st.base, env);
   })};

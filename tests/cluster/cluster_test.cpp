@@ -122,6 +122,7 @@ TEST_CASE("a node whose ports are taken exits non-zero naming the port") {
   const auto& n = c.at(0);
   for (const auto& [key, port] :
        std::vector<std::pair<std::string, uint16_t>>{{"http-port", n.http_port},
+                                                     {"ws-port", n.ws_port},
                                                      {"actor-port", n.actor_port},
                                                      {"metrics-port", n.metrics_port}}) {
     CAPTURE(key);

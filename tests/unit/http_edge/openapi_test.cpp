@@ -11,6 +11,7 @@
 
 #include "common/json_log.hpp"
 #include "http_edge/edge_server.hpp"
+#include "http_edge/live_connections.hpp"
 #include "http_edge/openapi.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
@@ -56,8 +57,10 @@ TEST_CASE(
   ec.debug_endpoints = true;
   edge::health_hooks hooks{[] { return caf::expected<messages::NodeStatus>{caf::error{}}; },
                            [] { return messages::ReadyReport{}; },
-                           [] { return caf::expected<messages::DeadLetters>{caf::error{}}; }};
-  edge::edge_server edge{ec, hooks, sys, entities, metrics, log};
+                           [] { return caf::expected<messages::DeadLetters>{caf::error{}}; },
+                           nullptr};
+  edge::edge_server edge{ec, hooks, sys, entities, metrics, log,
+                         std::make_shared<edge::live_connections>()};
   edge.add_routes([](edge::edge_api& api) { edge::add_user_routes(api, {}); });
   route_set served;
   for (const auto& r : edge.routes()) served.emplace(r.method, r.name);

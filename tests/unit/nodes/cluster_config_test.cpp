@@ -323,3 +323,29 @@ TEST_CASE(
                            "[chorus.edge]\nwrite-limit=\"lots\"\n[chorus.membership]"))
             .find("chorus.edge.write-limit") != std::string::npos);
 }
+
+TEST_CASE(
+    "client-timeout, ws-idle-timeout and ws-max-queued-bytes are read from chorus.edge and "
+    "checked against their ranges") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->edge.client_timeout == std::chrono::seconds{10});
+  CHECK(cfg->edge.ws_idle_timeout == std::chrono::seconds{60});
+  CHECK(cfg->edge.ws_max_queued_bytes == 1024 * 1024);
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.edge]\nclient-timeout=2s\nws-idle-timeout=500ms\n"
+                        "ws-max-queued-bytes=65536\n[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->edge.client_timeout == std::chrono::seconds{2});
+  CHECK(cfg->edge.ws_idle_timeout == std::chrono::milliseconds{500});
+  CHECK(cfg->edge.ws_max_queued_bytes == 65536);
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nclient-timeout=50ms\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.client-timeout: must be 200ms..10min");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nws-idle-timeout=2h\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.ws-idle-timeout: must be 200ms..1h");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nws-max-queued-bytes=100\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.ws-max-queued-bytes: must be 4096..1073741824");
+}

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+
+namespace chorus {
+
+/// Where a node's live-event hub (nodes/live_hub.hpp) hands events for clients connected to
+/// this node: implemented by the WebSocket edge. `deliver` is called from an actor thread; it
+/// must be thread-safe and must not block (it queues the event for each subscribed connection).
+class live_subscribers {
+ public:
+  virtual ~live_subscribers() = default;
+  virtual void deliver(const std::string& topic, const std::string& json) = 0;
+};
+
+}  // namespace chorus

@@ -1,0 +1,99 @@
+#pragma once
+
+// Internal to http_edge: what the event loop, the workers and late actor answers share. Pulls
+// in Boost.Beast, so only edge_server.cpp and ws_session.cpp include it.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/json_log.hpp"
+#include "http_edge/edge_api.hpp"
+#include "http_edge/edge_probe.hpp"
+#include "http_edge/edge_server.hpp"
+#include "http_edge/live_connections.hpp"
+
+namespace chorus::edge {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+/// One request and its answer, shared by the connection, the worker and the actor answering.
+struct exchange {
+  http_request req;
+  http_response res;
+  std::string rid;
+  bool keep_alive = true;
+  bool head = false;  ///< HEAD: answered like GET, without the body
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+};
+
+/// A registered route: exactly one of `blocking` and `async` is set.
+struct route_entry {
+  std::string method;  ///< "GET", "POST", ...
+  std::regex pattern;
+  std::string name;
+  std::string route_class;  ///< "read" or "write" (rate limits)
+  int64_t limit = 0;        ///< requests per window for this class, 0: unmetered
+  handler blocking;
+  async_handler async;
+};
+
+struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
+  core(edge_config c, prometheus::Registry& registry, json_log& l,
+       std::shared_ptr<live_connections> lc)
+      : cfg(std::move(c)),
+        log(l),
+        probe(registry),
+        live(std::move(lc)),
+        workers(cfg.worker_threads),
+        ioc(static_cast<int>(cfg.io_threads)) {}
+
+  edge_config cfg;
+  json_log& log;
+  edge_probe probe;
+  std::shared_ptr<live_connections> live;
+  std::vector<route_entry> routes;  // fixed once start() runs
+  websocket_authenticator ws_auth;
+  net::thread_pool workers;
+  net::io_context ioc;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // http-port, then ws-port
+  std::vector<std::thread> threads;
+  std::atomic<size_t> connections{0};
+  std::atomic<bool> stopping{false};
+
+  /// Routes the exchange and fills its response; calls `reply` once, from any thread.
+  void handle(const std::shared_ptr<exchange>& x, std::function<void()> reply);
+  /// The one error shape for an unmatched path (404) or method (405).
+  void unmatched(exchange& x, int status);
+  /// CORS preflight (OPTIONS).
+  void preflight(exchange& x);
+  /// CORS headers of an ordinary answer.
+  void cors(exchange& x);
+  [[nodiscard]] bool cors_allowed(const std::string& origin) const;
+  /// Counts the request against its route class; false when refused (429 written).
+  bool admit(const route_entry& r, exchange& x);
+};
+
+/// A client-supplied request id is echoed only when short and printable.
+std::string request_id_of(const http_request& req);
+
+/// Starts a WebSocket session on `stream` for `user_id` (ws_session.cpp); `upgrade` is the
+/// client's upgrade request.
+void start_websocket(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream,
+                     http::request<http::string_body> upgrade, std::string user_id);
+
+}  // namespace chorus::edge

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <map>
+#include <regex>
+#include <string>
+#include <string_view>
+
+#include <strings.h>
+
+namespace chorus::edge {
+
+/// Header names compare without case (RFC 9110 §5.1).
+struct header_name_less {
+  bool operator()(const std::string& a, const std::string& b) const {
+    return ::strcasecmp(a.c_str(), b.c_str()) < 0;
+  }
+};
+
+using header_map = std::multimap<std::string, std::string, header_name_less>;
+
+/// One HTTP request as a route handler sees it, parsed by the edge's event loop (Boost.Beast).
+/// The member names follow cpp-httplib's, which the handlers were first written against.
+struct http_request {
+  std::string method;       ///< "GET", "POST", ...
+  std::string path;         ///< percent-decoded, without the query
+  header_map headers;
+  std::multimap<std::string, std::string> params;  ///< the query, percent-decoded
+  std::string body;
+  std::smatch matches;      ///< the route's pattern matched against `path`
+  std::string remote_addr;  ///< the TCP peer
+
+  [[nodiscard]] bool has_header(const std::string& key) const { return headers.count(key) > 0; }
+  /// The first value of `key`, or "" when absent.
+  [[nodiscard]] std::string get_header_value(const std::string& key) const {
+    auto it = headers.find(key);
+    return it == headers.end() ? std::string{} : it->second;
+  }
+  [[nodiscard]] bool has_param(const std::string& key) const { return params.count(key) > 0; }
+  [[nodiscard]] std::string get_param_value(const std::string& key) const {
+    auto it = params.find(key);
+    return it == params.end() ? std::string{} : it->second;
+  }
+};
+
+/// What a handler answers. `status` stays -1 until someone sets it; the edge sends 200 then.
+struct http_response {
+  int status = -1;
+  header_map headers;
+  std::string body;
+
+  /// Adds a header (a second call with the same name adds a second line, as in cpp-httplib).
+  void set_header(const std::string& key, const std::string& value) {
+    // CR or LF in a value would split the header: such a value is never sent.
+    if (value.find_first_of("\r\n") != std::string::npos) return;
+    headers.emplace(key, value);
+  }
+  void set_content(std::string content, const char* content_type) {
+    body = std::move(content);
+    headers.erase("Content-Type");
+    headers.emplace("Content-Type", content_type);
+  }
+  [[nodiscard]] std::string get_header_value(const std::string& key) const {
+    auto it = headers.find(key);
+    return it == headers.end() ? std::string{} : it->second;
+  }
+};
+
+/// "%41+b" -> "A b" (with `plus_is_space`, as in a query) or "A+b" (a path). A malformed
+/// escape is kept as it is.
+std::string percent_decode(std::string_view in, bool plus_is_space);
+
+/// "a=1&b=x%20y" -> {a: "1", b: "x y"}.
+std::multimap<std::string, std::string> parse_query(std::string_view query);
+
+}  // namespace chorus::edge

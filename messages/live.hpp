@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/typed_actor.hpp>
+
+namespace chorus {
+
+/// A live event for clients connected to the edge (WebSocket): a topic such as
+/// "users/<id>/notifications" and the JSON the clients receive. Live events are not durable:
+/// a client that is not connected when one is published never sees it.
+struct live_event {
+  std::string topic;
+  std::string json;
+  /// Set by the publisher's node: its hub hands the event to every peer's hub too. Peers
+  /// deliver to their own subscribers only.
+  bool fan_out = true;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, live_event& x) {
+  return f(caf::meta::type_name("chorus::live_event"), x.topic, x.json, x.fan_out);
+}
+
+/// A node's live-event hub as entities and peers see it: it takes an event and hands it to
+/// whichever edge connections on its node subscribed to the topic (and, when `fan_out`, to
+/// every peer's hub). Fire and forget.
+using live_hub = caf::typed_actor<caf::reacts_to<live_event>>;
+
+/// The topic of a user's own notifications.
+inline std::string notifications_topic(const std::string& user_id) {
+  return "users/" + user_id + "/notifications";
+}
+
+}  // namespace chorus
