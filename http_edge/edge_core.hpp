@@ -93,7 +93,9 @@ std::string request_id_of(const http_request& req);
 
 /// Starts a WebSocket session on `stream` for `user_id` (ws_session.cpp); `upgrade` is the
 /// client's upgrade request.
+/// `req` carries the credentials, checked again while the connection lasts.
 void start_websocket(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream,
-                     http::request<http::string_body> upgrade, std::string user_id);
+                     http::request<http::string_body> upgrade, std::string user_id,
+                     const http_request& req);
 
 }  // namespace chorus::edge

@@ -132,7 +132,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         }
         self->stream_.expires_never();  // the WebSocket keeps its own timeouts
         start_websocket(self->core_, std::move(self->stream_), self->parser_->release(),
-                        std::move(*who));
+                        std::move(*who), x->req);
       });
     });
   }

@@ -2,11 +2,13 @@
 #include <set>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "http_edge/edge_core.hpp"
+#include "messages/errors.hpp"
 #include "messages/live.hpp"
 
 // /v1/ws: one WebSocket session per connection, on the event loop. The client sends JSON
@@ -34,8 +36,12 @@ std::string json_of(std::initializer_list<std::pair<const char*, std::string>> f
 class ws_session final : public live_client, public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream,
-             std::string user_id)
-      : core_(std::move(core)), ws_(std::move(stream)), user_(std::move(user_id)) {
+             std::string user_id, http_request credentials)
+      : core_(std::move(core)),
+        ws_(std::move(stream)),
+        user_(std::move(user_id)),
+        credentials_(std::move(credentials)),
+        check_(ws_.get_executor()) {
     ++core_->connections;
   }
 
@@ -62,6 +68,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
       self->opened_ = true;
       self->core_->probe.ws_opened();
       self->read();
+      self->schedule_check();
     });
   }
 
@@ -80,6 +87,32 @@ class ws_session final : public live_client, public std::enable_shared_from_this
       self->in_.consume(self->in_.size());
       self->command(text);
       self->read();
+    });
+  }
+
+  // The session behind the token is checked again every ws_session_check: a logout or an
+  // expiry ends the connection (close code 1008). A check that fails for another reason
+  // (storage down) keeps the connection and tries again next time.
+  void schedule_check() {
+    check_.expires_after(core_->cfg.ws_session_check);
+    check_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      auto core = self->core_;
+      net::post(core->workers, [self, core] {
+        auto who = core->ws_auth ? core->ws_auth(self->credentials_, new_request_id())
+                                 : caf::expected<std::string>{self->user_};
+        bool ended = !who && is(who.error(), domain_errc::unauthenticated);
+        net::post(self->ws_.get_executor(), [self, ended] {
+          if (self->closed_) return;
+          if (!ended) return self->schedule_check();
+          self->reason_ = "session_ended";
+          self->closed_ = true;
+          for (const auto& t : self->topics_) self->core_->live->unsubscribe(t, self.get());
+          self->topics_.clear();
+          self->ws_.async_close({websocket::close_code::policy_error, "session ended"},
+                                [self](beast::error_code) {});
+        });
+      });
     });
   }
 
@@ -161,6 +194,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     for (const auto& t : topics_) core_->live->unsubscribe(t, this);
     topics_.clear();
     beast::error_code ec;
+    check_.cancel();
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
     beast::get_lowest_layer(ws_).socket().close(ec);
   }
@@ -168,6 +202,8 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   std::shared_ptr<edge_server::core> core_;
   websocket::stream<beast::tcp_stream> ws_;
   std::string user_;
+  http_request credentials_;  // the upgrade's Authorization header or access_token
+  net::steady_timer check_;
   beast::flat_buffer in_;
   std::deque<std::shared_ptr<const std::string>> out_;
   size_t queued_bytes_ = 0;
@@ -181,8 +217,16 @@ class ws_session final : public live_client, public std::enable_shared_from_this
 }  // namespace
 
 void start_websocket(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream,
-                     http::request<http::string_body> upgrade, std::string user_id) {
-  std::make_shared<ws_session>(std::move(core), std::move(stream), std::move(user_id))
+                     http::request<http::string_body> upgrade, std::string user_id,
+                     const http_request& req) {
+  // Only what identifies the session is kept for the later checks.
+  http_request credentials;
+  if (req.has_header("Authorization"))
+    credentials.headers.emplace("Authorization", req.get_header_value("Authorization"));
+  if (req.has_param("access_token"))
+    credentials.params.emplace("access_token", req.get_param_value("access_token"));
+  std::make_shared<ws_session>(std::move(core), std::move(stream), std::move(user_id),
+                               std::move(credentials))
       ->run(std::move(upgrade));
 }
 

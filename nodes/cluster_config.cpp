@@ -325,6 +325,7 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     edr.duration("client-timeout", out.edge.client_timeout);
     edr.duration("ws-idle-timeout", out.edge.ws_idle_timeout);
     edr.amount("ws-max-queued-bytes", out.edge.ws_max_queued_bytes);
+    edr.duration("ws-session-check", out.edge.ws_session_check);
     if (!edr.finish()) return false;
     if (out.edge.client_timeout < std::chrono::milliseconds{200} ||
         out.edge.client_timeout > std::chrono::minutes{10})
@@ -332,6 +333,9 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     if (out.edge.ws_idle_timeout < std::chrono::milliseconds{200} ||
         out.edge.ws_idle_timeout > std::chrono::hours{1})
       return edr.fail("ws-idle-timeout", "must be 200ms..1h");
+    if (out.edge.ws_session_check < std::chrono::milliseconds{200} ||
+        out.edge.ws_session_check > std::chrono::hours{1})
+      return edr.fail("ws-session-check", "must be 200ms..1h");
     if (out.edge.ws_max_queued_bytes < 4096 || out.edge.ws_max_queued_bytes > (1u << 30))
       return edr.fail("ws-max-queued-bytes", "must be 4096..1073741824");
     if (out.edge.limit_window < std::chrono::seconds{1} ||

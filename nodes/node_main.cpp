@@ -440,6 +440,7 @@ int main(int argc, char** argv) {
   edge_cfg.write_timeout = cfg.edge.client_timeout;
   edge_cfg.ws_idle_timeout = cfg.edge.ws_idle_timeout;
   edge_cfg.ws_max_queued_bytes = cfg.edge.ws_max_queued_bytes;
+  edge_cfg.ws_session_check = cfg.edge.ws_session_check;
   edge_cfg.limiter = limiter;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log, live};
   {

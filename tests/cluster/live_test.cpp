@@ -326,3 +326,26 @@ TEST_CASE(
   CHECK(silent.next(5s) == std::nullopt);
   CHECK(silent.ended());
 }
+
+TEST_CASE("WebSocket: logging out ends the connections opened with that session") {
+  test::test_cluster c{1};
+  c.set_section("chorus.edge", "read-limit=0\nwrite-limit=0\nws-session-check=300ms\n");
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto port = c.at(0).http_port;
+  auto [user, token] = member(port, unique("leaver"));
+  ws_client ws{port, "/v1/ws", token};
+  REQUIRE(ws.status() == 101);
+  ws.send(subscribe(notifications_topic(user.id())));
+  REQUIRE(field(ws.next(), "type") == "subscribed");
+  // Still connected across several checks while the session lives.
+  ws.send(R"({"type":"ping"})");
+  CHECK(field(ws.next(), "type") == "pong");
+  auto out = test::http_call(port, "POST", "/v1/auth/logout", "",
+                             {{"Authorization", "Bearer " + token}});
+  REQUIRE_MESSAGE(out.status == 204, out.body);
+  CHECK(ws.next(10s) == std::nullopt);
+  CHECK(ws.ended());
+  CHECK(metric(c.at(0).metrics_port, R"(chorus_ws_disconnects_total{reason="session_ended"})") ==
+        1);
+}

@@ -325,7 +325,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "client-timeout, ws-idle-timeout and ws-max-queued-bytes are read from chorus.edge and "
+    "client-timeout, ws-idle-timeout, ws-max-queued-bytes and ws-session-check are read from "
+    "chorus.edge and "
     "checked against their ranges") {
   auto cfg = parse(good);
   REQUIRE(cfg);
@@ -334,8 +335,9 @@ TEST_CASE(
   CHECK(cfg->edge.ws_max_queued_bytes == 1024 * 1024);
   cfg = parse(good_with("[chorus.membership]",
                         "[chorus.edge]\nclient-timeout=2s\nws-idle-timeout=500ms\n"
-                        "ws-max-queued-bytes=65536\n[chorus.membership]"));
+                        "ws-max-queued-bytes=65536\nws-session-check=5s\n[chorus.membership]"));
   REQUIRE(cfg);
+  CHECK(cfg->edge.ws_session_check == std::chrono::seconds{5});
   CHECK(cfg->edge.client_timeout == std::chrono::seconds{2});
   CHECK(cfg->edge.ws_idle_timeout == std::chrono::milliseconds{500});
   CHECK(cfg->edge.ws_max_queued_bytes == 65536);
