@@ -56,6 +56,12 @@ class edge_api {
   virtual void route_async(http_method method, const std::string& pattern,
                            const std::string& name, async_handler fn) = 0;
 
+  /// Counts a signed-in request against its account's budget (chorus.edge user-read-limit /
+  /// user-write-limit, by the request's method); false when over it, with the 429 and its
+  /// headers already in `res`.
+  virtual bool admit_user(const std::string& user_id, const http_request& req, http_response& res,
+                          const std::string& rid) = 0;
+
   /// Sets who may open `/v1/ws` (the user domain knows sessions; the edge does not).
   virtual void set_websocket_authenticator(websocket_authenticator fn) = 0;
 

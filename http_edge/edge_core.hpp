@@ -84,8 +84,10 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
   /// CORS headers of an ordinary answer.
   void cors(exchange& x);
   [[nodiscard]] bool cors_allowed(const std::string& origin) const;
-  /// Counts the request against its route class; false when refused (429 written).
-  bool admit(const route_entry& r, exchange& x);
+  /// Counts one request under `key` against `limit` per window, named `policy` in the
+  /// RateLimit headers; false when refused (429 written, `who` says whose budget it was).
+  bool admit(const std::string& key, const std::string& policy, int64_t limit,
+             http_response& res, const std::string& rid, const std::string& who);
 };
 
 /// A client-supplied request id is echoed only when short and printable.

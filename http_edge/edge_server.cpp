@@ -263,28 +263,32 @@ void edge_server::core::unmatched(exchange& x, int status) {
              x.req.method + " " + x.req.path + ": " + what, x.rid);
 }
 
-bool edge_server::core::admit(const route_entry& r, exchange& x) {
+bool edge_server::core::admit(const std::string& key, const std::string& policy, int64_t limit,
+                              http_response& res, const std::string& rid,
+                              const std::string& who) {
   using namespace std::chrono;
-  auto& res = x.res;
-  persistence::gcra_limit policy{r.limit, duration_cast<microseconds>(cfg.limit_window), r.limit};
-  auto d = cfg.limiter->check("edge:" + r.route_class + ":ip:" + x.req.remote_addr, policy);
+  persistence::gcra_limit rule{limit, duration_cast<microseconds>(cfg.limit_window), limit};
+  auto d = cfg.limiter->check(key, rule);
   auto window = duration_cast<seconds>(cfg.limit_window).count();
   auto reset = static_cast<int64_t>(std::ceil(duration<double>(d.reset_after).count()));
-  // draft-ietf-httpapi-ratelimit-headers (structured fields) and the older X-RateLimit-*.
-  res.set_header("RateLimit-Policy", "\"" + r.route_class + "\";q=" + std::to_string(r.limit) +
-                                         ";w=" + std::to_string(window));
-  res.set_header("RateLimit", "\"" + r.route_class + "\";r=" + std::to_string(d.remaining) +
+  // draft-ietf-httpapi-ratelimit-headers (structured fields; a second policy adds a second
+  // list member) and the older X-RateLimit-* (of the per-address policy only).
+  res.set_header("RateLimit-Policy",
+                 "\"" + policy + "\";q=" + std::to_string(limit) + ";w=" + std::to_string(window));
+  res.set_header("RateLimit", "\"" + policy + "\";r=" + std::to_string(d.remaining) +
                                   ";t=" + std::to_string(reset));
-  res.set_header("X-RateLimit-Limit", std::to_string(r.limit));
-  res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
-  res.set_header("X-RateLimit-Reset", std::to_string(reset));
+  if (res.headers.count("X-RateLimit-Limit") == 0) {
+    res.set_header("X-RateLimit-Limit", std::to_string(limit));
+    res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
+    res.set_header("X-RateLimit-Reset", std::to_string(reset));
+  }
   if (d.allowed) return true;
   auto retry = d.retry_after == persistence::gcra_result::never ? window
                                                                  : d.retry_after_seconds();
   send_error(res, {429, "rate_limited", static_cast<int>(retry)},
-             "too many " + r.route_class + " requests from this address; retry after " +
+             "too many " + policy + " requests from " + who + "; retry after " +
                  std::to_string(retry) + " s",
-             x.rid);
+             rid);
   return false;
 }
 
@@ -320,7 +324,10 @@ void edge_server::core::handle(const std::shared_ptr<exchange>& x, std::function
     reply();
   };
   auto run = [self, x, hit, finish] {
-    if (hit->limit > 0 && !self->admit(*hit, *x)) return finish();
+    if (hit->limit > 0 &&
+        !self->admit("edge:" + hit->route_class + ":ip:" + x->req.remote_addr, hit->route_class,
+                     hit->limit, x->res, x->rid, "this address"))
+      return finish();
     if (hit->blocking) {
       hit->blocking(x->req, x->res, x->rid);
       return finish();
@@ -425,6 +432,15 @@ void edge_server::route_async(http_method method, const std::string& pattern,
 
 void edge_server::set_websocket_authenticator(websocket_authenticator fn) {
   core_->ws_auth = std::move(fn);
+}
+
+bool edge_server::admit_user(const std::string& user_id, const http_request& req,
+                             http_response& res, const std::string& rid) {
+  bool read = req.method == "GET";
+  auto limit = read ? cfg_.user_read_limit : cfg_.user_write_limit;
+  if (limit <= 0 || !cfg_.limiter) return true;
+  auto policy = std::string{read ? "user-read" : "user-write"};
+  return core_->admit("edge:" + policy + ":" + user_id, policy, limit, res, rid, "this account");
 }
 
 caf::expected<std::string> edge_server::ask_entity(entity_envelope env) {

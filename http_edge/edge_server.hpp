@@ -50,6 +50,9 @@ struct edge_config {
   /// writes (the rest); 0 turns a class off. Probes and the API document are never limited.
   int64_t read_limit = 0;
   int64_t write_limit = 0;
+  /// The same per signed-in account, on top (whichever address it comes from); 0: off.
+  int64_t user_read_limit = 0;
+  int64_t user_write_limit = 0;
   std::chrono::milliseconds limit_window{60000};
   /// Counts the limits (cluster-wide in Redis, per node while Redis is down); none: no limits.
   std::shared_ptr<persistence::rate_limiter> limiter;
@@ -137,6 +140,8 @@ class edge_server final : public edge_api {
   void route_async(http_method method, const std::string& pattern, const std::string& name,
                    async_handler fn) override;
   void set_websocket_authenticator(websocket_authenticator fn) override;
+  bool admit_user(const std::string& user_id, const http_request& req, http_response& res,
+                  const std::string& rid) override;
   caf::expected<std::string> ask_entity(entity_envelope env) override;
   void ask_entity_async(entity_envelope env,
                         std::function<void(caf::expected<std::string>)> then) override;

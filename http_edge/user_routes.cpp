@@ -152,6 +152,15 @@ caf::expected<messages::SessionInfo> authenticate(edge_api& api, const http_requ
                                     messages::SessionCheck{}, rid);
 }
 
+/// authenticate, then the account's rate limit (a 429 in `res` when over it).
+caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request& req,
+                                               http_response& res, const std::string& rid) {
+  auto who = authenticate(api, req, rid);
+  if (who && !api.admit_user(who->user_id(), req, res, rid))
+    return make_error(domain_errc::too_many_attempts, "over the account's rate limit");
+  return who;
+}
+
 /// Takes `key` of `kind` ("username"/"email") for `owner`. A claim left behind by a
 /// registration that never made its account (a crash between the steps) is taken over.
 caf::error claim(edge_api& api, const char* kind, const std::string& key, const std::string& owner,
@@ -186,6 +195,7 @@ void send_refusal(http_response& res, const refusal& r, const std::string& rid) 
 }
 
 void send_auth_error(http_response& res, const caf::error& err, const std::string& rid) {
+  if (res.status == 429) return;  // over the account's rate limit: answered by admit_user
   if (is(err, domain_errc::unauthenticated)) res.set_header("WWW-Authenticate", "Bearer");
   send_error(res, err, rid);
 }
@@ -340,7 +350,7 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
       });
   api.route(http_method::post, "/v1/auth/logout", "/v1/auth/logout",
             [&api](const http_request& req, http_response& res, const std::string& rid) {
-              auto who = authenticate(api, req, rid);
+              auto who = signed_in(api, req, res, rid);
               if (!who) return send_auth_error(res, who.error(), rid);
               auto header = req.get_header_value("Authorization");
               auto closed = ask<messages::SessionInfo>(api, users::session_kind,
@@ -355,7 +365,7 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
   // Runs `cmd` on the signed-in user's entity and answers Me.
   auto on_me = [&api, cfg](const http_request& req, http_response& res,
                            const std::string& rid, const google::protobuf::Message& cmd) {
-    auto who = authenticate(api, req, rid);
+    auto who = signed_in(api, req, res, rid);
     if (!who) return send_auth_error(res, who.error(), rid);
     auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
     if (!me) return send_error(res, me.error(), rid);
@@ -370,6 +380,7 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
       http_method::patch, "/v1/me", "/v1/me",
       [on_me, &api](const http_request& req, http_response& res, const std::string& rid) {
         // Authentication first: an anonymous caller learns nothing about the body rules.
+        // (Not counted against the account's limit here: on_me does that.)
         if (auto who = authenticate(api, req, rid); !who)
           return send_auth_error(res, who.error(), rid);
         auto body = json_object(req, {"display_name", "bio"});
@@ -396,7 +407,7 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
   api.route(
       http_method::post, R"(/v1/admin/users/([^/]+)/artist)", "/v1/admin/users/{id}/artist",
       [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-        auto who = authenticate(api, req, rid);
+        auto who = signed_in(api, req, res, rid);
         if (!who) return send_auth_error(res, who.error(), rid);
         // Checked against cluster.conf now, not the roles the session got at login.
         if (!is_admin(*cfg, who->username()))
@@ -441,7 +452,7 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
                   });
   auto follow = [&api](bool on) {
     return [&api, on](const http_request& req, http_response& res, const std::string& rid) {
-      auto who = authenticate(api, req, rid);
+      auto who = signed_in(api, req, res, rid);
       if (!who) return send_auth_error(res, who.error(), rid);
       auto target = req.matches[1].str();
       if (!valid_entity_id(target))

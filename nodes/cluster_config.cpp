@@ -321,6 +321,8 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     }
     edr.amount("read-limit", out.edge.read_limit);
     edr.amount("write-limit", out.edge.write_limit);
+    edr.amount("user-read-limit", out.edge.user_read_limit);
+    edr.amount("user-write-limit", out.edge.user_write_limit);
     edr.duration("limit-window", out.edge.limit_window);
     edr.duration("client-timeout", out.edge.client_timeout);
     edr.duration("ws-idle-timeout", out.edge.ws_idle_timeout);
@@ -341,9 +343,11 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     if (out.edge.limit_window < std::chrono::seconds{1} ||
         out.edge.limit_window > std::chrono::hours{1})
       return edr.fail("limit-window", "must be 1s..1h");
-    if (out.edge.read_limit > 1000000 || out.edge.write_limit > 1000000)
-      return edr.fail(out.edge.read_limit > 1000000 ? "read-limit" : "write-limit",
-                      "must be 0..1000000 (0: no limit)");
+    for (auto [key, value] : {std::pair{"read-limit", out.edge.read_limit},
+                              std::pair{"write-limit", out.edge.write_limit},
+                              std::pair{"user-read-limit", out.edge.user_read_limit},
+                              std::pair{"user-write-limit", out.edge.user_write_limit}})
+      if (value > 1000000) return edr.fail(key, "must be 0..1000000 (0: no limit)");
   }
   if (!error.empty()) return false;
 

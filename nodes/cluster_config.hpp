@@ -76,6 +76,9 @@ struct edge_spec {
   /// limited.
   size_t read_limit = 1200;
   size_t write_limit = 300;
+  /// The same per signed-in account (counted where it signs in from anywhere); 0 turns off.
+  size_t user_read_limit = 1200;
+  size_t user_write_limit = 300;
   std::chrono::milliseconds limit_window{std::chrono::minutes{1}};
   /// A client must send a whole request within this, and a keep-alive connection may idle this
   /// long; a response must be taken within it too. Slow clients cost a socket, never a thread.

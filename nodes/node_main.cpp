@@ -434,6 +434,8 @@ int main(int argc, char** argv) {
   edge_cfg.cors_origins = cfg.edge.cors_origins;
   edge_cfg.read_limit = static_cast<int64_t>(cfg.edge.read_limit);
   edge_cfg.write_limit = static_cast<int64_t>(cfg.edge.write_limit);
+  edge_cfg.user_read_limit = static_cast<int64_t>(cfg.edge.user_read_limit);
+  edge_cfg.user_write_limit = static_cast<int64_t>(cfg.edge.user_write_limit);
   edge_cfg.limit_window = cfg.edge.limit_window;
   edge_cfg.ws_port = self->ws_port;
   edge_cfg.request_timeout = cfg.edge.client_timeout;

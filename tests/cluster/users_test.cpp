@@ -481,3 +481,41 @@ TEST_CASE(
   // debug-endpoints is on.
   CHECK(public_ops >= 2);
 }
+
+TEST_CASE(
+    "rate limits per account: a signed-in user's requests share one budget across nodes and "
+    "addresses, past it 429 with Retry-After, and other users keep theirs") {
+  test::test_cluster c{2};
+  c.set_section("chorus.edge",
+                "read-limit=0\nwrite-limit=0\nuser-read-limit=3\nuser-write-limit=2\n");
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto [busy, busy_token] = member(c.at(0).http_port, unique("busy"));
+  auto [calm, calm_token] = member(c.at(1).http_port, unique("calm"));
+  for (int i = 0; i < 3; ++i) {
+    auto r = test::http_get(c.at(static_cast<size_t>(i % 2)).http_port, "/v1/me",
+                            bearer(busy_token));
+    CHECK(r.status == 200);
+    CHECK(r.header("RateLimit-Policy") == R"("user-read";q=3;w=60)");
+    CHECK(r.header("RateLimit").rfind("\"user-read\";r=" + std::to_string(2 - i) + ";t=", 0) ==
+          0);
+  }
+  auto over = test::http_get(c.at(1).http_port, "/v1/me", bearer(busy_token));
+  CHECK(error_is(over, 429, "rate_limited"));
+  CHECK(has(over.body, "this account"));
+  CHECK(std::stoi(over.header("Retry-After")) >= 1);
+  // Another account has its own budget; writes are a class of their own.
+  CHECK(test::http_get(c.at(1).http_port, "/v1/me", bearer(calm_token)).status == 200);
+  auto f1 = test::http_call(c.at(0).http_port, "POST", "/v1/users/" + calm.id() + "/follow", "",
+                            bearer(busy_token));
+  CHECK(f1.status == 204);
+  CHECK(f1.header("RateLimit-Policy") == R"("user-write";q=2;w=60)");
+  CHECK(test::http_call(c.at(1).http_port, "DELETE", "/v1/users/" + calm.id() + "/follow", "",
+                        bearer(busy_token))
+            .status == 204);
+  CHECK(error_is(test::http_call(c.at(0).http_port, "POST",
+                                 "/v1/users/" + calm.id() + "/follow", "", bearer(busy_token)),
+                 429, "rate_limited"));
+  // Anonymous calls are not counted against anyone: they are refused as before.
+  CHECK(error_is(test::http_get(c.at(0).http_port, "/v1/me"), 401, "unauthenticated"));
+}

@@ -152,7 +152,7 @@ void test_cluster::write_conf() {
   for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
   // Tests send thousands of requests from one address: per-address rate limits are off unless
   // a test sets [chorus.edge] itself (then cluster.conf's defaults apply to what it omits).
-  if (sections_.count("chorus.edge") == 0) conf << "[chorus.edge]\nread-limit=0\nwrite-limit=0\n";
+  if (sections_.count("chorus.edge") == 0) conf << "[chorus.edge]\nread-limit=0\nwrite-limit=0\nuser-read-limit=0\nuser-write-limit=0\n";
   conf << storage_section(postgres_dsn_, redis_url_)
        << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";

@@ -306,10 +306,17 @@ TEST_CASE(
   CHECK(cfg->edge.read_limit == 1200);
   CHECK(cfg->edge.write_limit == 300);
   CHECK(cfg->edge.limit_window == std::chrono::minutes{1});
+  CHECK(cfg->edge.user_read_limit == 1200);
+  CHECK(cfg->edge.user_write_limit == 300);
   cfg = parse(good_with("[chorus.membership]",
                         "[chorus.edge]\nread-limit=0\nwrite-limit=10\nlimit-window=10s\n"
-                        "[chorus.membership]"));
+                        "user-read-limit=7\nuser-write-limit=0\n[chorus.membership]"));
   REQUIRE(cfg);
+  CHECK(cfg->edge.user_read_limit == 7);
+  CHECK(cfg->edge.user_write_limit == 0);
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nuser-write-limit=2000000\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.user-write-limit: must be 0..1000000 (0: no limit)");
   CHECK(cfg->edge.read_limit == 0);
   CHECK(cfg->edge.write_limit == 10);
   CHECK(cfg->edge.limit_window == std::chrono::seconds{10});
