@@ -4,6 +4,8 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <variant>
@@ -16,6 +18,7 @@
 #include "messages/errors.hpp"
 #include "messages/sessions.pb.h"
 #include "messages/users.pb.h"
+#include "persistence/blob_store.hpp"
 #include "persistence/rate_limiter.hpp"
 #include "persistence/sha256.hpp"
 
@@ -514,6 +517,120 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
             list(false));
 }
 
+
+// ---- avatars ----
+
+/// The image type an avatar's Content-Type names ("png", "jpeg", "webp", "gif"), or "".
+std::string avatar_kind(const std::string& content_type) {
+  auto t = lower(content_type.substr(0, content_type.find(';')));
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  if (t == "image/png") return "png";
+  if (t == "image/jpeg") return "jpeg";
+  if (t == "image/webp") return "webp";
+  if (t == "image/gif") return "gif";
+  return {};
+}
+
+/// Whether `body` starts like an image of `kind` (its magic bytes): a file of another type sent
+/// under an image's name is refused rather than served back with that name.
+bool looks_like(const std::string& kind, const std::string& body) {
+  auto starts = [&body](std::string_view magic, size_t at = 0) {
+    return body.size() >= at + magic.size() && body.compare(at, magic.size(), magic) == 0;
+  };
+  if (kind == "png") return starts("\x89PNG\r\n\x1a\n");
+  if (kind == "jpeg") return starts("\xff\xd8\xff");
+  if (kind == "gif") return starts("GIF87a") || starts("GIF89a");
+  if (kind == "webp") return starts("RIFF") && starts("WEBP", 8);
+  return false;
+}
+
+void avatar_routes(edge_api& api, const config_ptr& cfg) {
+  auto set_avatar = [&api, cfg](const http_request& req, http_response& res,
+                                const std::string& rid, const std::string& avatar) {
+    messages::UserUpdateProfile cmd;
+    cmd.set_avatar(avatar);
+    auto who = signed_in(api, req, res, rid);
+    if (!who) return send_auth_error(res, who.error(), rid);
+    auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+    if (!me) return send_error(res, me.error(), rid);
+    add_admin(*cfg, *me);
+    res.set_content(to_json(*me), json_type);
+  };
+  // The body is the image itself (at most the edge's 1 MiB body limit).
+  api.route(http_method::put, "/v1/me/avatar", "/v1/me/avatar",
+            [&api, cfg, set_avatar](const http_request& req, http_response& res,
+                                    const std::string& rid) {
+              if (auto who = authenticate(api, req, rid); !who)
+                return send_auth_error(res, who.error(), rid);
+              auto kind = avatar_kind(req.get_header_value("Content-Type"));
+              if (kind.empty())
+                return send_error(res, {415, "unsupported_media_type", 0},
+                                  "send the image as image/png, image/jpeg, image/webp or "
+                                  "image/gif",
+                                  rid);
+              if (req.body.empty())
+                return send_error(res, {422, "validation", 0}, "the body is empty", rid);
+              if (!looks_like(kind, req.body))
+                return send_error(res, {422, "validation", 0},
+                                  "the body is not a " + kind + " image", rid);
+              if (!cfg->blobs)
+                return send_error(res, make_error(runtime_errc::no_owner, "no blob store"), rid);
+              size_t offset = 0;
+              auto ref = cfg->blobs->put([&req, &offset](char* buf, size_t cap) {
+                auto n = std::min(cap, req.body.size() - offset);
+                std::memcpy(buf, req.body.data() + offset, n);
+                offset += n;
+                return caf::expected<size_t>{n};
+              });
+              if (!ref) return send_error(res, ref.error(), rid);
+              set_avatar(req, res, rid, kind + "/" + ref->id.hex());
+            });
+  api.route(http_method::del, "/v1/me/avatar", "/v1/me/avatar",
+            [set_avatar](const http_request& req, http_response& res, const std::string& rid) {
+              set_avatar(req, res, rid, "");
+            });
+  // Public, like the profile. The URL in a profile carries the version (?v=), so the image may
+  // be cached for long; the ETag is the blob's SHA-256.
+  api.route(http_method::get, R"(/v1/users/([^/]+)/avatar)", "/v1/users/{id}/avatar",
+            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
+              auto id = req.matches[1].str();
+              if (!valid_entity_id(id))
+                return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+              auto avatar = ask<messages::UserAvatar>(api, users::user_kind, id,
+                                                      messages::UserGetAvatar{}, rid);
+              if (!avatar) return send_error(res, avatar.error(), rid);
+              auto slash = avatar->avatar().find('/');
+              auto blob = slash == std::string::npos
+                              ? std::nullopt
+                              : persistence::blob_id::parse(avatar->avatar().substr(slash + 1));
+              if (!blob || !cfg->blobs)
+                return send_error(res, make_error(domain_errc::not_found, "no avatar"), rid);
+              auto kind = avatar->avatar().substr(0, slash);
+              auto etag = "\"" + blob->hex() + "\"";
+              res.set_header("ETag", etag);
+              res.set_header("Cache-Control", "public, max-age=86400");
+              if (req.get_header_value("If-None-Match") == etag) {
+                res.status = 304;
+                return;
+              }
+              std::string bytes;
+              auto read = cfg->blobs->read(*blob, 0, persistence::blob_to_end,
+                                           [&bytes](std::string_view chunk) {
+                                             bytes.append(chunk);
+                                             return bytes.size() <= (size_t{2} << 20);
+                                           });
+              if (!read) return send_error(res, read.error(), rid);
+              static const std::map<std::string, const char*> types{{"png", "image/png"},
+                                                                    {"jpeg", "image/jpeg"},
+                                                                    {"webp", "image/webp"},
+                                                                    {"gif", "image/gif"}};
+              auto t = types.find(kind);
+              res.set_header("X-Content-Type-Options", "nosniff");
+              res.set_content(std::move(bytes),
+                              t == types.end() ? "application/octet-stream" : t->second);
+            });
+}
+
 }  // namespace
 
 void add_user_routes(edge_api& api, user_routes_config cfg) {
@@ -522,6 +639,7 @@ void add_user_routes(edge_api& api, user_routes_config cfg) {
   login_routes(api, shared);
   me_routes(api, shared);
   profile_routes(api, shared);
+  avatar_routes(api, shared);
   // /v1/ws: the same bearer token as the REST routes, in the Authorization header or, for
   // browsers (which cannot set headers on a WebSocket), as ?access_token= (RFC 6750 §2.3).
   api.set_websocket_authenticator(

@@ -10,6 +10,7 @@
 #include "messages/envelope.hpp"
 
 namespace chorus::persistence {
+class blob_store;
 class rate_limiter;
 }
 
@@ -28,11 +29,13 @@ struct user_routes_config {
   std::shared_ptr<persistence::rate_limiter> limiter;
   /// The node's follows query service (actors/users/follows_query.hpp).
   envelope_handler follows;
+  /// Where avatars are kept.
+  std::shared_ptr<persistence::blob_store> blobs;
 };
 
 /// Registers /v1/auth/{register,login,logout}, /v1/me (GET, PATCH), /v1/me/artist,
 /// /v1/admin/users/{id}/artist, /v1/users/{id}, /v1/users/{id}/follow (POST, DELETE) and
-/// /v1/users/{id}/{followers,following}.
+/// /v1/users/{id}/{followers,following}, PUT/DELETE /v1/me/avatar and GET /v1/users/{id}/avatar.
 void add_user_routes(edge_api& api, user_routes_config cfg);
 
 }  // namespace chorus::edge

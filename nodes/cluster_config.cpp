@@ -366,7 +366,23 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
   sr.count("snapshot-every", out.storage.snapshot_every);
   sr.count("relay-batch", out.storage.relay_batch);
   sr.duration("relay-poll", out.storage.relay_poll);
+  sr.string("blob-store", out.storage.blob_store, false);
+  sr.string("blob-dir", out.storage.blob_dir, false);
+  sr.string("s3-endpoint", out.storage.s3_endpoint, false);
+  sr.string("s3-region", out.storage.s3_region, false);
+  sr.string("s3-bucket", out.storage.s3_bucket, false);
+  sr.string("s3-prefix", out.storage.s3_prefix, false);
   if (!sr.string("redis-url", out.storage.redis_url, true) || !sr.finish()) return false;
+  if (out.storage.blob_store != "fs" && out.storage.blob_store != "s3")
+    return sr.fail("blob-store", "must be \"fs\" or \"s3\"");
+  if (out.storage.blob_store == "s3" &&
+      (out.storage.s3_endpoint.empty() || out.storage.s3_bucket.empty()))
+    return sr.fail("blob-store", "\"s3\" needs s3-endpoint and s3-bucket");
+  {
+    namespace fs = std::filesystem;
+    auto dir = out.storage.blob_dir.empty() ? fs::path{"blobs"} : fs::path{out.storage.blob_dir};
+    out.storage.blob_dir = (fs::path{out.data_dir} / dir).lexically_normal().string();
+  }
   if (out.storage.journal_connections == 0 || out.storage.journal_connections > 64)
     return sr.fail("journal-connections", "must be 1..64");
   if (out.storage.relay_batch > 10000) return sr.fail("relay-batch", "must be 1..10000");

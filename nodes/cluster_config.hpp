@@ -52,6 +52,16 @@ struct storage_spec {
   size_t relay_batch = 500;
   /// How often a relay (or a standby) looks for new outbox rows when the last step found none.
   std::chrono::milliseconds relay_poll{100};
+  /// Where blobs (avatars, uploads, renditions) go: "fs" (a directory every node shares) or
+  /// "s3" (credentials from CHORUS_S3_ACCESS_KEY / CHORUS_S3_SECRET_KEY, never the file).
+  std::string blob_store = "fs";
+  /// fs: the directory, absolute once loaded (default `<data-dir>/blobs`; relative to data-dir).
+  std::string blob_dir;
+  /// s3: scheme://host[:port], region, bucket, key prefix.
+  std::string s3_endpoint;
+  std::string s3_region = "us-east-1";
+  std::string s3_bucket;
+  std::string s3_prefix;
 };
 
 /// `chorus.entities`: activation limits of every node's entity registry.

@@ -45,6 +45,8 @@
 #include "persistence/event_feed.hpp"
 #include "persistence/follows.hpp"
 #include "persistence/journal_actor.hpp"
+#include "persistence/blob_store_fs.hpp"
+#include "persistence/blob_store_s3.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
 #include "persistence/outbox_relay.hpp"
@@ -426,6 +428,26 @@ int main(int argc, char** argv) {
   lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
   auto limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
 
+  // The blob store: a shared directory or an S3 bucket (cluster.conf's chorus.storage).
+  std::shared_ptr<persistence::blob_store> blobs;
+  if (cfg.storage.blob_store == "s3") {
+    persistence::blob_store_s3_config sc;
+    sc.endpoint = cfg.storage.s3_endpoint;
+    sc.region = cfg.storage.s3_region;
+    sc.bucket = cfg.storage.s3_bucket;
+    sc.key_prefix = cfg.storage.s3_prefix;
+    if (const char* k = std::getenv("CHORUS_S3_ACCESS_KEY")) sc.access_key = k;
+    if (const char* k = std::getenv("CHORUS_S3_SECRET_KEY")) sc.secret_key = k;
+    auto store = persistence::blob_store_s3::open(sc);
+    if (!store) fail_fast(log, 2, cfg.path + ": chorus.storage: " + error_detail(store.error()));
+    blobs = std::move(*store);
+  } else {
+    auto store = persistence::blob_store_fs::open(cfg.storage.blob_dir);
+    if (!store)
+      fail_fast(log, 2, cfg.path + ": chorus.storage.blob-dir: " + error_detail(store.error()));
+    blobs = std::move(*store);
+  }
+
   edge::edge_config edge_cfg;
   edge_cfg.host = self->host;
   edge_cfg.port = self->http_port;
@@ -459,6 +481,7 @@ int main(int argc, char** argv) {
     uc.passwords.common = std::move(*common);
     uc.limiter = limiter;
     uc.follows = users::spawn_follows_query(system, cfg.storage.dsns.at(users::user_domain));
+    uc.blobs = blobs;
     edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
   }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));

@@ -109,8 +109,12 @@ struct user_state {
 
 using user_self = envelope_handler::stateful_pointer<user_state>;
 
+// The avatar's URL names its version, so a cache may keep it as long as it likes.
 std::string avatar_url(const std::string& id, const user_model& m) {
-  return m.avatar.empty() ? std::string{} : "/v1/users/" + id + "/avatar";
+  if (m.avatar.empty()) return {};
+  auto slash = m.avatar.find('/');
+  auto hex = slash == std::string::npos ? m.avatar : m.avatar.substr(slash + 1);
+  return "/v1/users/" + id + "/avatar?v=" + hex.substr(0, 16);
 }
 
 caf::error no_account(const std::string& id) {
@@ -189,6 +193,13 @@ envelope_handler::behavior_type user(user_self self, std::string id, entity_cont
     if (messages::UserGet cmd; parse_as(env, cmd)) return run(read, profile_of);
     if (messages::UserGetPrivate cmd; parse_as(env, cmd)) return run(read, me_of);
     if (messages::UserGetCredentials cmd; parse_as(env, cmd)) return run(read, credentials_of);
+    if (messages::UserGetAvatar cmd; parse_as(env, cmd))
+      return run(read, [self](const user_model& m) -> caf::expected<std::string> {
+        if (!m.exists()) return no_account(self->state.base.id);
+        messages::UserAvatar out;
+        out.set_avatar(m.avatar);
+        return out.SerializeAsString();
+      });
     if (messages::UserUpdateProfile cmd; parse_as(env, cmd)) {
       if (cmd.display_name().size() > 256 || cmd.bio().size() > 4000 || cmd.avatar().size() > 128)
         return make_error(domain_errc::validation, "profile field too long");

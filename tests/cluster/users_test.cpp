@@ -519,3 +519,60 @@ TEST_CASE(
   // Anonymous calls are not counted against anyone: they are refused as before.
   CHECK(error_is(test::http_get(c.at(0).http_port, "/v1/me"), 401, "unauthenticated"));
 }
+
+TEST_CASE(
+    "avatars: a user puts an image, anyone reads it from any node with an ETag, the wrong type, "
+    "a disguised file, an empty or oversized body are refused, and removing it leaves a 404") {
+  test::test_cluster c{2};
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto p0 = c.at(0).http_port;
+  auto p1 = c.at(1).http_port;
+  auto [owner, token] = member(p0, unique("painter"));
+  // A valid 1x1 PNG.
+  const unsigned char png_bytes[] = {
+      0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48,
+      0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00,
+      0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78,
+      0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00,
+      0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82};
+  std::string png(reinterpret_cast<const char*>(png_bytes), sizeof png_bytes);
+  auto put = [&](const std::string& body, const std::string& type, const headers& h) {
+    return test::http_call(p0, "PUT", "/v1/me/avatar", body, h, type);
+  };
+
+  CHECK(error_is(put(png, "image/png", {}), 401, "unauthenticated"));
+  CHECK(error_is(put(png, "text/plain", bearer(token)), 415, "unsupported_media_type"));
+  CHECK(error_is(put("", "image/png", bearer(token)), 422, "validation"));
+  CHECK(error_is(put("<?php echo 1; ?>", "image/png", bearer(token)), 422, "validation"));
+  CHECK(error_is(put(png, "image/jpeg", bearer(token)), 422, "validation"));
+  CHECK(error_is(put(png + std::string(2 << 20, 'x'), "image/png", bearer(token)), 413,
+                 "payload_too_large"));
+
+  auto set = put(png, "image/png", bearer(token));
+  REQUIRE_MESSAGE(set.status == 200, set.body);
+  auto me = parse<messages::Me>(set);
+  REQUIRE(me);
+  CHECK(me->avatar_url().rfind("/v1/users/" + owner.id() + "/avatar?v=", 0) == 0);
+  // The public profile names the same URL; anyone fetches the bytes from any node.
+  auto profile = parse<messages::UserProfile>(test::http_get(p1, "/v1/users/" + owner.id()));
+  REQUIRE(profile);
+  CHECK(profile->avatar_url() == me->avatar_url());
+  auto img = test::http_get(p1, me->avatar_url());
+  CHECK(img.status == 200);
+  CHECK(img.body == png);
+  CHECK(img.header("Content-Type") == "image/png");
+  CHECK(img.header("X-Content-Type-Options") == "nosniff");
+  auto etag = img.header("ETag");
+  CHECK(etag.size() == 66);
+  CHECK(test::http_get(p0, me->avatar_url(), {{"If-None-Match", etag}}).status == 304);
+
+  auto removed = test::http_call(p1, "DELETE", "/v1/me/avatar", "", bearer(token));
+  REQUIRE(removed.status == 200);
+  auto after = parse<messages::Me>(removed);
+  REQUIRE(after);
+  CHECK(after->avatar_url().empty());
+  CHECK(error_is(test::http_get(p0, "/v1/users/" + owner.id() + "/avatar"), 404, "not_found"));
+  CHECK(error_is(test::http_get(p0, "/v1/users/" + std::string(32, '0') + "/avatar"), 404,
+                 "not_found"));
+}
