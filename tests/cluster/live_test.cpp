@@ -303,7 +303,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "WebSocket: the server pings a quiet connection; a client that answers stays connected, one "
+    "WebSocket: the server pings a quiet connection, a client that answers stays connected, one "
     "that never answers is closed after the idle timeout") {
   test::test_cluster c{1};
   c.set_section("chorus.edge", "read-limit=0\nwrite-limit=0\nws-idle-timeout=1s\n");
