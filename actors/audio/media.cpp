@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -491,6 +494,84 @@ struct waveform_scan {
   }
 };
 
+/// A rendition's own thread: it resamples, encodes and writes the frames the decoding thread
+/// hands it (shared, reference-counted, read-only), through a bounded queue, so the renditions
+/// of one job encode in parallel while the source is decoded once.
+class chain_worker {
+ public:
+  explicit chain_worker(encoder_chain& chain) : chain_(chain), thread_([this] { run(); }) {}
+  ~chain_worker() { finish(); }
+  chain_worker(const chain_worker&) = delete;
+  chain_worker& operator=(const chain_worker&) = delete;
+
+  /// Queues a reference to `frame` (waits while the queue is full).
+  void push(const AVFrame* frame) {
+    AVFrame* ref = av_frame_clone(frame);
+    std::unique_lock<std::mutex> lock{mutex_};
+    space_.wait(lock, [this] { return queue_.size() < capacity; });
+    queue_.push_back(ref);
+    ready_.notify_one();
+  }
+
+  /// Ends the input, waits for the rendition to be finished (flushed, trailer written) and
+  /// returns its error, if any. Idempotent.
+  caf::error finish() {
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      if (!ended_) {
+        ended_ = true;
+        ready_.notify_one();
+      }
+    }
+    if (thread_.joinable()) thread_.join();
+    return err_;
+  }
+
+ private:
+  static constexpr size_t capacity = 32;
+
+  void run() {
+    packet_ptr pkt{av_packet_alloc()};
+    for (;;) {
+      AVFrame* f = nullptr;
+      {
+        std::unique_lock<std::mutex> lock{mutex_};
+        ready_.wait(lock, [this] { return !queue_.empty() || ended_; });
+        if (queue_.empty()) break;
+        f = queue_.front();
+        queue_.pop_front();
+        space_.notify_one();
+      }
+      if (!err_) {
+        err_ = feed(chain_, f);
+        if (!err_) err_ = drain_fifo(chain_, pkt.get(), false);
+      }
+      av_frame_free(&f);
+    }
+    if (err_) return;
+    // Flush: the resampler, the FIFO (a short last frame), the encoder, the trailer.
+    err_ = feed(chain_, nullptr);
+    if (!err_) err_ = drain_fifo(chain_, pkt.get(), true);
+    if (!err_) err_ = encode_frame(chain_, nullptr, pkt.get());
+    if (!err_) {
+      int rc = av_write_trailer(chain_.oc.get());
+      if (rc < 0)
+        err_ = make_error(audio_errc::transcode_failed,
+                          chain_.out.spec.format + " trailer: " + av_error(rc));
+      avio_closep(&chain_.oc->pb);
+    }
+  }
+
+  encoder_chain& chain_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable space_;
+  std::deque<AVFrame*> queue_;
+  bool ended_ = false;
+  caf::error err_;
+  std::thread thread_;  // last: starts once the rest is built
+};
+
 }  // namespace
 
 caf::expected<transcode_result> transcode(const std::string& input, const std::string& out_dir,
@@ -516,7 +597,10 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
   std::error_code fs_err;
   std::filesystem::create_directories(out_dir, fs_err);
   std::vector<std::unique_ptr<encoder_chain>> chains;
-  auto cleanup = [&chains] {
+  std::vector<std::unique_ptr<chain_worker>> workers;
+  auto cleanup = [&chains, &workers] {
+    for (auto& w : workers) (void)w->finish();
+    workers.clear();
     for (auto& c : chains) {
       c->oc.reset();
       std::error_code ec;
@@ -536,12 +620,12 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
     cleanup();
     return err;
   }
+  for (auto& c : chains) workers.push_back(std::make_unique<chain_worker>(*c));
   waveform_scan wave;
   wave.rate = dec->sample_rate;
   wave.block = std::max(1, dec->sample_rate / 100);
 
   packet_ptr pkt{av_packet_alloc()};
-  packet_ptr out_pkt{av_packet_alloc()};
   frame_ptr frame{av_frame_alloc()};
   int64_t decoded = 0;
   auto max_samples = static_cast<int64_t>(limits.max_duration.count()) * dec->sample_rate;
@@ -565,10 +649,7 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
                         "longer than " + std::to_string(limits.max_duration.count()) + " s");
     if (clock_type::now() > in->until->at)
       return make_error(audio_errc::timed_out, "the job ran past its time budget");
-    for (auto& c : chains) {
-      if (auto err = feed(*c, frame.get())) return err;
-      if (auto err = drain_fifo(*c, out_pkt.get(), false)) return err;
-    }
+    for (auto& w : workers) w->push(frame.get());
     wave.push(frame.get());
     return loud.push(frame.get());
   };
@@ -609,17 +690,9 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
   if (auto err = receive_all()) return fail(err);
   if (decoded == 0) return fail(make_error(audio_errc::invalid_media, "no audio in the file"));
 
-  // Flush: the resamplers, the FIFOs (a short last frame), the encoders, the trailers.
-  for (auto& c : chains) {
-    if (auto err = feed(*c, nullptr)) return fail(err);
-    if (auto err = drain_fifo(*c, out_pkt.get(), true)) return fail(err);
-    if (auto err = encode_frame(*c, nullptr, out_pkt.get())) return fail(err);
-    rc = av_write_trailer(c->oc.get());
-    if (rc < 0)
-      return fail(make_error(audio_errc::transcode_failed,
-                             c->out.spec.format + " trailer: " + av_error(rc)));
-    avio_closep(&c->oc->pb);
-  }
+  for (auto& w : workers)
+    if (auto err = w->finish()) return fail(err);
+  workers.clear();
   if (av_buffersrc_add_frame_flags(loud.src, nullptr, 0) >= 0) {
     frame_ptr out{av_frame_alloc()};
     while (av_buffersink_get_frame(loud.sink, out.get()) >= 0) {
