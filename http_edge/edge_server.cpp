@@ -512,7 +512,9 @@ void edge_server::start() {
 
 void edge_server::stop() {
   if (!core_ || core_->stopping.exchange(true)) return;
-  net::post(core_->ioc, [c = core_] {
+  // A raw pointer: a handler left queued in the loop must not keep the core (which owns the
+  // loop) alive; the loop's threads are joined below, before the core can go.
+  net::post(core_->ioc, [c = core_.get()] {
     beast::error_code ec;
     for (auto& acc : c->acceptors) acc->close(ec);
   });
