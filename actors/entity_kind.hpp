@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -32,6 +33,10 @@ struct entity_context {
   /// This node's live-event hub: what an entity sends there reaches the WebSocket clients
   /// subscribed to the topic on every node. Invalid when the node runs none (tests).
   live_hub live = {};
+  /// This node's transcoder (audio jobs), when it has the `transcode` role; invalid otherwise.
+  envelope_handler transcoder = {};
+  /// How long a transcode job may take before the track sends it again.
+  std::chrono::milliseconds transcode_timeout{600000};
 
   /// The journal of `domain`; a default (invalid) handle when the node has none.
   [[nodiscard]] persistence::journal_actor journal(const std::string& domain) const {

@@ -27,6 +27,15 @@ std::string to_json(const google::protobuf::Message& msg) {
   return out;
 }
 
+namespace {
+
+std::string self_describe(const caf::error& err) {
+  return caf::to_string(err.category()) + ":" + std::to_string(err.code()) + " " +
+         error_detail(err);
+}
+
+}  // namespace
+
 void send_error(http_response& res, const http_error& e, const std::string& message,
                 const std::string& request_id) {
   res.status = e.status;
@@ -37,7 +46,8 @@ void send_error(http_response& res, const http_error& e, const std::string& mess
 
 void send_error(http_response& res, const caf::error& err, const std::string& request_id) {
   auto e = to_http(err);
-  // Internal failures are logged with their detail by whoever failed; clients get no internals.
+  // Clients get no internals; the edge logs the detail of every 5xx (internal_detail).
+  if (e.status >= 500) res.internal_detail = self_describe(err);
   send_error(res, e, e.status == 500 ? "internal error" : error_detail(err), request_id);
 }
 

@@ -52,6 +52,12 @@ class edge_api {
   virtual void route(http_method method, const std::string& pattern, const std::string& name,
                      handler fn) = 0;
 
+  /// Registers a blocking handler whose request body is streamed to a file (req.body_file)
+  /// rather than held in memory, refused with 413 as soon as it passes `max_bytes`; a client
+  /// that sends too slowly is dropped (408).
+  virtual void route_upload(http_method method, const std::string& pattern,
+                            const std::string& name, uint64_t max_bytes, handler fn) = 0;
+
   /// Registers a handler that never blocks (see async_handler); for hot read routes.
   virtual void route_async(http_method method, const std::string& pattern,
                            const std::string& name, async_handler fn) = 0;
@@ -107,6 +113,18 @@ std::string new_request_id();
 /// An envelope for entity (kind, id) carrying `msg`; the request id becomes the trace id.
 entity_envelope envelope_for(const std::string& kind, const std::string& id,
                              const google::protobuf::Message& msg, const std::string& request_id);
+
+/// ask_entity for `msg` to entity (kind, id), the reply parsed as `Reply`.
+template <class Reply>
+caf::expected<Reply> ask_reply(edge_api& api, const std::string& kind, const std::string& id,
+                               const google::protobuf::Message& msg, const std::string& rid) {
+  auto bytes = api.ask_entity(envelope_for(kind, id, msg, rid));
+  if (!bytes) return bytes.error();
+  Reply out;
+  if (!out.ParseFromString(*bytes))
+    return make_error(runtime_errc::bad_payload, "unreadable " + Reply::descriptor()->name());
+  return out;
+}
 
 template <class Reply>
 void edge_api::answer_from_entity(entity_envelope env, http_response& res,

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -33,6 +34,12 @@ using tcp = net::ip::tcp;
 
 /// One request and its answer, shared by the connection, the worker and the actor answering.
 struct exchange {
+  exchange() = default;
+  exchange(const exchange&) = delete;
+  exchange& operator=(const exchange&) = delete;
+  ~exchange() {
+    if (!req.body_file.empty()) std::remove(req.body_file.c_str());
+  }
   http_request req;
   http_response res;
   std::string rid;
@@ -48,6 +55,7 @@ struct route_entry {
   std::string name;
   std::string route_class;  ///< "read" or "write" (rate limits)
   int64_t limit = 0;        ///< requests per window for this class, 0: unmetered
+  uint64_t upload_limit = 0;  ///< > 0: an upload route (body streamed to a file, this many bytes)
   handler blocking;
   async_handler async;
 };
@@ -77,6 +85,9 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
 
   /// Routes the exchange and fills its response; calls `reply` once, from any thread.
   void handle(const std::shared_ptr<exchange>& x, std::function<void()> reply);
+  /// The upload route for (method, path), if there is one.
+  [[nodiscard]] const route_entry* upload_route(const std::string& method,
+                                                const std::string& path) const;
   /// The one error shape for an unmatched path (404) or method (405).
   void unmatched(exchange& x, int status);
   /// CORS preflight (OPTIONS).

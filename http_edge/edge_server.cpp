@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <limits>
+#include <filesystem>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -53,7 +56,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
     auto peer = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_addr_ = peer.address().to_string();
   }
-  ~http_session() { --core_->connections; }
+  ~http_session() {
+    drop_upload();
+    --core_->connections;
+  }
 
   http_session(const http_session&) = delete;
   http_session& operator=(const http_session&) = delete;
@@ -63,15 +69,138 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
  private:
+  // The headers first: an upload route then streams its body to a file, every other route
+  // reads it into memory under max_body_bytes.
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(core_->cfg.max_header_bytes));
-    parser_->body_limit(core_->cfg.max_body_bytes);
+    // The body's limit depends on the route, known once the headers are in (on_header).
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(core_->cfg.request_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    const auto& msg = parser_->get();
+    auto target = std::string_view{msg.target().data(), msg.target().size()};
+    auto path = percent_decode(target.substr(0, target.find('?')), false);
+    if (const auto* r = core_->upload_route(std::string{msg.method_string()}, path))
+      return start_upload(*r);
+    // A declared length is checked now (the parser checks it only while reading the headers);
+    // a chunked body is cut off by the parser as it passes the limit.
+    if (auto len = parser_->content_length(); len && *len > core_->cfg.max_body_bytes)
+      return on_read(http::error::body_limit);
+    parser_->body_limit(core_->cfg.max_body_bytes);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->on_read(ec);
                      });
+  }
+
+  void start_upload(const route_entry& r) {
+    upload_.emplace(std::move(*parser_));
+    upload_->body_limit(r.upload_limit);
+    upload_limit_ = r.upload_limit;
+    if (auto len = upload_->content_length(); len && *len > r.upload_limit) {
+      upload_.reset();
+      return refuse(413, "payload_too_large",
+                    "the upload is larger than " + std::to_string(r.upload_limit) + " bytes");
+    }
+    upload_path_ = core_->cfg.upload_dir + "/upload-" + new_request_id();
+    beast::error_code ec;
+    upload_->get().body().open(upload_path_.c_str(), beast::file_mode::write, ec);
+    if (ec) {
+      drop_upload();
+      core_->log.error("edge", "cannot store an upload: " + ec.message(),
+                       {{"dir", core_->cfg.upload_dir}});
+      return refuse(503, "storage_unavailable", "the upload cannot be stored now");
+    }
+    upload_started_ = std::chrono::steady_clock::now();
+    upload_bytes_ = 0;
+    if (upload_->is_done()) return on_upload({}, 0);  // no body at all
+    read_upload();
+  }
+
+  // Each read may wait request_timeout for data; the whole upload may take as long as it
+  // keeps up the minimum rate.
+  void read_upload() {
+    stream_.expires_after(core_->cfg.request_timeout);
+    http::async_read_some(stream_, buffer_, *upload_,
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->on_upload(ec, n);
+                          });
+  }
+
+  void on_upload(beast::error_code ec, size_t n) {
+    upload_bytes_ += n;
+    if (ec == http::error::body_limit) {
+      drop_upload();
+      return refuse(413, "payload_too_large",
+                    "the upload is larger than " + std::to_string(upload_limit_) + " bytes");
+    }
+    if (ec) {
+      drop_upload();
+      if (ec == beast::error::timeout)
+        return refuse(408, "request_timeout", "the upload stopped sending");
+      return close();
+    }
+    if (!upload_->is_done()) {
+      auto elapsed = std::chrono::steady_clock::now() - upload_started_;
+      auto secs = std::chrono::duration<double>(elapsed).count();
+      if (elapsed > core_->cfg.upload_grace &&
+          static_cast<double>(upload_bytes_) / secs <
+              static_cast<double>(core_->cfg.upload_min_bytes_per_second)) {
+        drop_upload();
+        return refuse(408, "upload_too_slow",
+                      "the upload arrives slower than " +
+                          std::to_string(core_->cfg.upload_min_bytes_per_second) +
+                          " bytes a second");
+      }
+      return read_upload();
+    }
+    beast::error_code close_ec;
+    upload_->get().body().close();
+    auto x = make_exchange(upload_->get());
+    x->req.body_file = std::move(upload_path_);
+    std::error_code size_ec;
+    x->req.body_size = std::filesystem::file_size(x->req.body_file, size_ec);
+    upload_.reset();
+    core_->handle(x, [self = shared_from_this(), x] {
+      net::post(self->stream_.get_executor(), [self, x] { self->write(x); });
+    });
+  }
+
+  void drop_upload() {
+    if (upload_) {
+      beast::error_code ec;
+      upload_->get().body().close();
+      upload_.reset();
+    }
+    if (!upload_path_.empty()) std::remove(upload_path_.c_str());
+    upload_path_.clear();
+  }
+
+  /// The request as handlers see it (all but the body).
+  template <class Body>
+  std::shared_ptr<exchange> make_exchange(const http::request<Body>& msg) {
+    auto x = std::make_shared<exchange>();
+    auto target = std::string_view{msg.target().data(), msg.target().size()};
+    auto q = target.find('?');
+    x->req.method = std::string{msg.method_string()};
+    x->req.path = percent_decode(target.substr(0, q), false);
+    if (q != std::string_view::npos) x->req.params = parse_query(target.substr(q + 1));
+    for (const auto& field : msg)
+      x->req.headers.emplace(std::string{field.name_string()}, std::string{field.value()});
+    x->req.remote_addr = remote_addr_;
+    x->rid = request_id_of(x->req);
+    x->keep_alive = msg.keep_alive();
+    x->head = msg.method() == http::verb::head;
+    if (x->head) x->req.method = "GET";
+    return x;
   }
 
   void on_read(beast::error_code ec) {
@@ -90,19 +219,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (ec) return refuse(400, "bad_request", "malformed HTTP request: " + ec.message());
 
     auto& msg = parser_->get();
-    auto x = std::make_shared<exchange>();
-    auto target = std::string_view{msg.target().data(), msg.target().size()};
-    auto q = target.find('?');
-    x->req.method = std::string{msg.method_string()};
-    x->req.path = percent_decode(target.substr(0, q), false);
-    if (q != std::string_view::npos) x->req.params = parse_query(target.substr(q + 1));
-    for (const auto& field : msg)
-      x->req.headers.emplace(std::string{field.name_string()}, std::string{field.value()});
-    x->req.remote_addr = remote_addr_;
-    x->rid = request_id_of(x->req);
-    x->keep_alive = msg.keep_alive();
-    x->head = msg.method() == http::verb::head;
-    if (x->head) x->req.method = "GET";
+    auto x = make_exchange(msg);
 
     if (beast::websocket::is_upgrade(msg) && x->req.path == "/v1/ws") return upgrade(x);
     x->req.body = std::move(msg.body());
@@ -178,6 +295,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::shared_ptr<edge_server::core> core_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::file_body>> upload_;
+  std::string upload_path_;
+  uint64_t upload_limit_ = 0;
+  uint64_t upload_bytes_ = 0;
+  std::chrono::steady_clock::time_point upload_started_;
   std::string remote_addr_;
 };
 
@@ -254,6 +376,16 @@ void edge_server::core::cors(exchange& x) {
   x.res.set_header("Access-Control-Expose-Headers", cors_exposed_headers);
 }
 
+const route_entry* edge_server::core::upload_route(const std::string& method,
+                                                  const std::string& path) const {
+  for (const auto& r : routes) {
+    std::smatch m;
+    if (r.upload_limit > 0 && r.method == method && std::regex_match(path, m, r.pattern))
+      return &r;
+  }
+  return nullptr;
+}
+
 void edge_server::core::unmatched(exchange& x, int status) {
   probe.begin();
   probe.end("unmatched", x.req.method, status, 0.0);
@@ -320,6 +452,11 @@ void edge_server::core::handle(const std::shared_ptr<exchange>& x, std::function
     if (x->res.status == -1) x->res.status = 200;
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - x->start);
     self->probe.end(hit->name, x->req.method, x->res.status, elapsed.count());
+    if (x->res.status >= 500 && !x->res.internal_detail.empty())
+      self->log.warn("edge", "answered " + std::to_string(x->res.status),
+                     {{"route", hit->name},
+                      {"request_id", x->rid},
+                      {"error", x->res.internal_detail}});
     self->cors(*x);
     reply();
   };
@@ -400,7 +537,8 @@ edge_server::~edge_server() {
 }
 
 void edge_server::add_route(http_method method, const std::string& pattern,
-                            const std::string& name, handler blocking, async_handler async) {
+                            const std::string& name, handler blocking, async_handler async,
+                            uint64_t upload_limit) {
   static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
   routes_.push_back({names[static_cast<int>(method)], name});
   // Probes (load balancers call them often), the API document and the WebSocket endpoint (its
@@ -417,12 +555,18 @@ void edge_server::add_route(http_method method, const std::string& pattern,
                                          : cfg_.write_limit;
   r.blocking = std::move(blocking);
   r.async = std::move(async);
+  r.upload_limit = upload_limit;
   core_->routes.push_back(std::move(r));
 }
 
 void edge_server::route(http_method method, const std::string& pattern, const std::string& name,
                         handler fn) {
   add_route(method, pattern, name, std::move(fn), nullptr);
+}
+
+void edge_server::route_upload(http_method method, const std::string& pattern,
+                               const std::string& name, uint64_t max_bytes, handler fn) {
+  add_route(method, pattern, name, std::move(fn), nullptr, max_bytes);
 }
 
 void edge_server::route_async(http_method method, const std::string& pattern,

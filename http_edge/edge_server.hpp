@@ -63,6 +63,11 @@ struct edge_config {
   std::chrono::milliseconds request_timeout{10000};
   /// Sending a response may take at most this (a client that does not read is dropped).
   std::chrono::milliseconds write_timeout{10000};
+  /// Where upload routes stream request bodies (a directory of this node).
+  std::string upload_dir = "/tmp";
+  /// An upload slower than this on average, once it has run for `upload_grace`, is dropped.
+  uint64_t upload_min_bytes_per_second = 16 * 1024;
+  std::chrono::milliseconds upload_grace{30000};
   /// Open connections (HTTP and WebSocket) beyond which new ones are closed at once.
   size_t max_connections = 20000;
   /// WebSocket: a ping after half of this without traffic, closed after all of it.
@@ -139,6 +144,8 @@ class edge_server final : public edge_api {
              handler fn) override;
   void route_async(http_method method, const std::string& pattern, const std::string& name,
                    async_handler fn) override;
+  void route_upload(http_method method, const std::string& pattern, const std::string& name,
+                    uint64_t max_bytes, handler fn) override;
   void set_websocket_authenticator(websocket_authenticator fn) override;
   bool admit_user(const std::string& user_id, const http_request& req, http_response& res,
                   const std::string& rid) override;
@@ -150,7 +157,7 @@ class edge_server final : public edge_api {
   caf::actor_system& system() override { return sys_; }
   [[nodiscard]] const edge_config& config() const override { return cfg_; }
   void add_route(http_method method, const std::string& pattern, const std::string& name,
-                 handler blocking, async_handler async);
+                 handler blocking, async_handler async, uint64_t upload_limit = 0);
 
   edge_config cfg_;
   health_hooks hooks_;

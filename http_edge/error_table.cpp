@@ -4,6 +4,7 @@
 #include <caf/sec.hpp>
 
 #include "common/json_log.hpp"
+#include "actors/audio/media.hpp"
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 
@@ -39,6 +40,22 @@ http_error to_http(const caf::error& err) {
       case persistence::errc::version_conflict:
         // Another writer kept winning the race for the same entity; the entity retried already.
         return {409, "conflict", 0};
+      default:
+        break;
+    }
+  }
+  if (err.category() == audio::audio_category) {
+    switch (static_cast<audio::audio_errc>(err.code())) {
+      case audio::audio_errc::unsupported_format:
+        return {415, "unsupported_media_type", 0};
+      case audio::audio_errc::invalid_media:
+        return {422, "invalid_media", 0};
+      case audio::audio_errc::too_long:
+        return {422, "too_long", 0};
+      case audio::audio_errc::unsupported_stream:
+        return {422, "unsupported_stream", 0};
+      case audio::audio_errc::timed_out:
+        return {503, "timeout", 2};
       default:
         break;
     }

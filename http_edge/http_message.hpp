@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <regex>
 #include <string>
@@ -28,6 +29,10 @@ struct http_request {
   std::string body;
   std::smatch matches;      ///< the route's pattern matched against `path`
   std::string remote_addr;  ///< the TCP peer
+  /// Upload routes (edge_api::route_upload): the body was streamed to this file instead of
+  /// `body` (removed once the answer is sent), `body_size` bytes.
+  std::string body_file;
+  uint64_t body_size = 0;
 
   [[nodiscard]] bool has_header(const std::string& key) const { return headers.count(key) > 0; }
   /// The first value of `key`, or "" when absent.
@@ -47,6 +52,8 @@ struct http_response {
   int status = -1;
   header_map headers;
   std::string body;
+  /// For the node's log, never sent: what an internal error (5xx) really was.
+  std::string internal_detail;
 
   /// Adds a header (a second call with the same name adds a second line, as in cpp-httplib).
   void set_header(const std::string& key, const std::string& value) {

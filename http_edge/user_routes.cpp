@@ -120,17 +120,6 @@ std::string email_key(const std::string& email) {
 
 // ---- entities ----
 
-template <class Reply>
-caf::expected<Reply> ask(edge_api& api, const std::string& kind, const std::string& id,
-                         const google::protobuf::Message& msg, const std::string& rid) {
-  auto bytes = api.ask_entity(envelope_for(kind, id, msg, rid));
-  if (!bytes) return bytes.error();
-  Reply out;
-  if (!out.ParseFromString(*bytes))
-    return make_error(runtime_errc::bad_payload, "unreadable " + Reply::descriptor()->name());
-  return out;
-}
-
 bool is_admin(const user_routes_config& cfg, const std::string& username) {
   return cfg.admins.count(lower(username)) > 0;
 }
@@ -150,19 +139,11 @@ caf::expected<messages::SessionInfo> authenticate(edge_api& api, const http_requ
   if (header.size() <= scheme.size() || lower(header.substr(0, scheme.size())) != "bearer " ||
       !users::well_formed_token(header.substr(scheme.size())))
     return make_error(domain_errc::unauthenticated, "the session token is malformed");
-  return ask<messages::SessionInfo>(api, users::session_kind,
+  return ask_reply<messages::SessionInfo>(api, users::session_kind,
                                     persistence::sha256_hex(header.substr(scheme.size())),
                                     messages::SessionCheck{}, rid);
 }
 
-/// authenticate, then the account's rate limit (a 429 in `res` when over it).
-caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request& req,
-                                               http_response& res, const std::string& rid) {
-  auto who = authenticate(api, req, rid);
-  if (who && !api.admit_user(who->user_id(), req, res, rid))
-    return make_error(domain_errc::too_many_attempts, "over the account's rate limit");
-  return who;
-}
 
 /// Takes `key` of `kind` ("username"/"email") for `owner`. A claim left behind by a
 /// registration that never made its account (a crash between the steps) is taken over.
@@ -170,16 +151,16 @@ caf::error claim(edge_api& api, const char* kind, const std::string& key, const 
                  const std::string& rid) {
   messages::ClaimTake take;
   take.set_owner(owner);
-  auto taken = ask<messages::ClaimState>(api, kind, key, take, rid);
+  auto taken = ask_reply<messages::ClaimState>(api, kind, key, take, rid);
   if (taken || !is(taken.error(), domain_errc::conflict))
     return taken ? caf::error{} : taken.error();
-  auto holder = ask<messages::ClaimState>(api, kind, key, messages::ClaimGet{}, rid);
+  auto holder = ask_reply<messages::ClaimState>(api, kind, key, messages::ClaimGet{}, rid);
   if (!holder) return holder.error();
   auto account =
-      ask<messages::UserProfile>(api, users::user_kind, holder->owner(), messages::UserGet{}, rid);
+      ask_reply<messages::UserProfile>(api, users::user_kind, holder->owner(), messages::UserGet{}, rid);
   if (account || !is(account.error(), domain_errc::not_found)) return taken.error();
   take.set_replace(holder->owner());
-  auto retaken = ask<messages::ClaimState>(api, kind, key, take, rid);
+  auto retaken = ask_reply<messages::ClaimState>(api, kind, key, take, rid);
   return retaken ? caf::error{} : retaken.error();
 }
 
@@ -188,7 +169,7 @@ void release(edge_api& api, const char* kind, const std::string& key, const std:
   messages::ClaimRelease r;
   r.set_owner(owner);
   // Best effort: a claim left behind is taken over by the next registration of the name.
-  (void)ask<messages::ClaimState>(api, kind, key, r, rid);
+  (void)ask_reply<messages::ClaimState>(api, kind, key, r, rid);
 }
 
 // ---- answers ----
@@ -197,11 +178,6 @@ void send_refusal(http_response& res, const refusal& r, const std::string& rid) 
   send_error(res, r.error, r.message, rid);
 }
 
-void send_auth_error(http_response& res, const caf::error& err, const std::string& rid) {
-  if (res.status == 429) return;  // over the account's rate limit: answered by admit_user
-  if (is(err, domain_errc::unauthenticated)) res.set_header("WWW-Authenticate", "Bearer");
-  send_error(res, err, rid);
-}
 
 /// Counts a login or registration attempt; false (and a 429 sent) when over a limit.
 bool admit(const user_routes_config& cfg, http_response& res, const std::string& rid,
@@ -265,7 +241,7 @@ void register_route(edge_api& api, const config_ptr& cfg) {
         create.set_username(username);
         create.set_email(email);
         create.set_password_hash(*hash);
-        auto me = ask<messages::Me>(api, users::user_kind, id, create, rid);
+        auto me = ask_reply<messages::Me>(api, users::user_kind, id, create, rid);
         if (!me) {
           release(api, users::email_kind, mail_key, id, rid);
           release(api, users::username_kind, name_key, id, rid);
@@ -302,14 +278,14 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
                     {"login:acct:" + account + ":" + req.remote_addr, &login_per_account_ip}}))
           return;
         auto holder = username
-                          ? ask<messages::ClaimState>(api, users::username_kind, lower(*username),
+                          ? ask_reply<messages::ClaimState>(api, users::username_kind, lower(*username),
                                                       messages::ClaimGet{}, rid)
-                          : ask<messages::ClaimState>(api, users::email_kind, email_key(*email),
+                          : ask_reply<messages::ClaimState>(api, users::email_kind, email_key(*email),
                                                       messages::ClaimGet{}, rid);
         if (!holder) return send_error(res, holder.error(), rid);
         messages::UserCredentials creds;
         if (!holder->owner().empty()) {
-          auto found = ask<messages::UserCredentials>(api, users::user_kind, holder->owner(),
+          auto found = ask_reply<messages::UserCredentials>(api, users::user_kind, holder->owner(),
                                                       messages::UserGetCredentials{}, rid);
           if (found)
             creds = std::move(*found);
@@ -325,7 +301,7 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         // A login while signed in ends the old session: one token per login, never reused.
         if (auto old = authenticate(api, req, rid)) {
           auto header = req.get_header_value("Authorization");
-          (void)ask<messages::SessionInfo>(api, users::session_kind,
+          (void)ask_reply<messages::SessionInfo>(api, users::session_kind,
                                            persistence::sha256_hex(header.substr(7)),
                                            messages::SessionClose{}, rid);
         }
@@ -337,11 +313,11 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         if (is_admin(*cfg, creds.username())) open.add_roles("admin");
         open.set_idle_ms(cfg->session_idle.count());
         open.set_max_ms(cfg->session_max.count());
-        auto session = ask<messages::SessionInfo>(api, users::session_kind,
+        auto session = ask_reply<messages::SessionInfo>(api, users::session_kind,
                                                   persistence::sha256_hex(token), open, rid);
         if (!session) return send_error(res, session.error(), rid);
         auto me =
-            ask<messages::Me>(api, users::user_kind, creds.id(), messages::UserGetPrivate{}, rid);
+            ask_reply<messages::Me>(api, users::user_kind, creds.id(), messages::UserGetPrivate{}, rid);
         if (!me) return send_error(res, me.error(), rid);
         add_admin(*cfg, *me);
         messages::LoginResult out;
@@ -356,7 +332,7 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
               auto who = signed_in(api, req, res, rid);
               if (!who) return send_auth_error(res, who.error(), rid);
               auto header = req.get_header_value("Authorization");
-              auto closed = ask<messages::SessionInfo>(api, users::session_kind,
+              auto closed = ask_reply<messages::SessionInfo>(api, users::session_kind,
                                                        persistence::sha256_hex(header.substr(7)),
                                                        messages::SessionClose{}, rid);
               if (!closed) return send_auth_error(res, closed.error(), rid);
@@ -370,7 +346,7 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
                            const std::string& rid, const google::protobuf::Message& cmd) {
     auto who = signed_in(api, req, res, rid);
     if (!who) return send_auth_error(res, who.error(), rid);
-    auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+    auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
     if (!me) return send_error(res, me.error(), rid);
     add_admin(*cfg, *me);
     res.set_content(to_json(*me), json_type);
@@ -418,7 +394,7 @@ void me_routes(edge_api& api, const config_ptr& cfg) {
         auto id = req.matches[1].str();
         if (!valid_entity_id(id))
           return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-        auto me = ask<messages::Me>(api, users::user_kind, id, messages::UserApproveArtist{}, rid);
+        auto me = ask_reply<messages::Me>(api, users::user_kind, id, messages::UserApproveArtist{}, rid);
         if (!me) return send_error(res, me.error(), rid);
         add_admin(*cfg, *me);
         res.set_content(to_json(*me), json_type);
@@ -465,13 +441,13 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
                           rid);
       if (on) {
         auto exists =
-            ask<messages::UserProfile>(api, users::user_kind, target, messages::UserGet{}, rid);
+            ask_reply<messages::UserProfile>(api, users::user_kind, target, messages::UserGet{}, rid);
         if (!exists) return send_error(res, exists.error(), rid);
       }
       messages::UserSetFollow cmd;
       cmd.set_target(target);
       cmd.set_follow(on);
-      auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+      auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
       if (!me) return send_error(res, me.error(), rid);
       res.status = 204;
     };
@@ -497,7 +473,7 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
       auto cursor = req.get_param_value("cursor");
       if (limit < 1 || limit > 100 || cursor.size() > 200)
         return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
-      auto exists = ask<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
+      auto exists = ask_reply<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
       if (!exists) return send_error(res, exists.error(), rid);
       messages::FollowListQuery q;
       q.set_user_id(id);
@@ -551,7 +527,7 @@ void avatar_routes(edge_api& api, const config_ptr& cfg) {
     cmd.set_avatar(avatar);
     auto who = signed_in(api, req, res, rid);
     if (!who) return send_auth_error(res, who.error(), rid);
-    auto me = ask<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+    auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
     if (!me) return send_error(res, me.error(), rid);
     add_admin(*cfg, *me);
     res.set_content(to_json(*me), json_type);
@@ -596,7 +572,7 @@ void avatar_routes(edge_api& api, const config_ptr& cfg) {
               auto id = req.matches[1].str();
               if (!valid_entity_id(id))
                 return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-              auto avatar = ask<messages::UserAvatar>(api, users::user_kind, id,
+              auto avatar = ask_reply<messages::UserAvatar>(api, users::user_kind, id,
                                                       messages::UserGetAvatar{}, rid);
               if (!avatar) return send_error(res, avatar.error(), rid);
               auto slash = avatar->avatar().find('/');
@@ -632,6 +608,21 @@ void avatar_routes(edge_api& api, const config_ptr& cfg) {
 }
 
 }  // namespace
+
+void send_auth_error(http_response& res, const caf::error& err, const std::string& rid) {
+  if (res.status == 429) return;  // over the account's rate limit: answered by admit_user
+  if (is(err, domain_errc::unauthenticated)) res.set_header("WWW-Authenticate", "Bearer");
+  send_error(res, err, rid);
+}
+
+/// authenticate, then the account's rate limit (a 429 in `res` when over it).
+caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request& req,
+                                               http_response& res, const std::string& rid) {
+  auto who = authenticate(api, req, rid);
+  if (who && !api.admit_user(who->user_id(), req, res, rid))
+    return make_error(domain_errc::too_many_attempts, "over the account's rate limit");
+  return who;
+}
 
 void add_user_routes(edge_api& api, user_routes_config cfg) {
   auto shared = std::make_shared<const user_routes_config>(std::move(cfg));

@@ -8,6 +8,7 @@
 #include "actors/users/passwords.hpp"
 #include "http_edge/edge_api.hpp"
 #include "messages/envelope.hpp"
+#include "messages/sessions.pb.h"
 
 namespace chorus::persistence {
 class blob_store;
@@ -37,5 +38,13 @@ struct user_routes_config {
 /// /v1/admin/users/{id}/artist, /v1/users/{id}, /v1/users/{id}/follow (POST, DELETE) and
 /// /v1/users/{id}/{followers,following}, PUT/DELETE /v1/me/avatar and GET /v1/users/{id}/avatar.
 void add_user_routes(edge_api& api, user_routes_config cfg);
+
+/// The session behind `Authorization: Bearer <token>`, counted against its account's rate
+/// limit (a 429 already in `res` when over it). For every domain's signed-in routes.
+caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request& req,
+                                               http_response& res, const std::string& rid);
+
+/// Answers a failed signed_in: 401 with WWW-Authenticate, or nothing more after a 429.
+void send_auth_error(http_response& res, const caf::error& err, const std::string& rid);
 
 }  // namespace chorus::edge

@@ -283,6 +283,26 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
   }
   if (!error.empty() || !r.boolean("debug-endpoints", out.debug_endpoints)) return false;
 
+  if (auto* a = r.dict("audio", false)) {
+    section_reader ar{*a, "chorus.audio", error};
+    ar.amount("max-upload-bytes", out.audio.max_upload_bytes);
+    ar.duration("max-duration", out.audio.max_duration);
+    ar.count("transcode-workers", out.audio.transcode_workers);
+    ar.duration("transcode-timeout", out.audio.transcode_timeout);
+    if (!ar.finish()) return false;
+    if (out.audio.max_upload_bytes < 1024 || out.audio.max_upload_bytes > (size_t{16} << 30))
+      return ar.fail("max-upload-bytes", "must be 1024..17179869184");
+    if (out.audio.max_duration < std::chrono::seconds{1} ||
+        out.audio.max_duration > std::chrono::hours{24})
+      return ar.fail("max-duration", "must be 1s..24h");
+    if (out.audio.transcode_workers == 0 || out.audio.transcode_workers > 64)
+      return ar.fail("transcode-workers", "must be 1..64");
+    if (out.audio.transcode_timeout < std::chrono::seconds{1} ||
+        out.audio.transcode_timeout > std::chrono::hours{24})
+      return ar.fail("transcode-timeout", "must be 1s..24h");
+  }
+  if (!error.empty()) return false;
+
   if (auto* u = r.dict("users", false)) {
     section_reader ur{*u, "chorus.users", error};
     if (auto* admins = ur.list("admins", false)) {

@@ -102,6 +102,18 @@ struct edge_spec {
   size_t ws_max_queued_bytes = 1024 * 1024;
 };
 
+/// `chorus.audio`: uploads and transcoding.
+struct audio_spec {
+  /// Uploads larger than this are refused while they arrive (413).
+  size_t max_upload_bytes = size_t{200} << 20;
+  /// Longest accepted audio.
+  std::chrono::milliseconds max_duration{std::chrono::hours{3}};
+  /// Transcode jobs a `transcode` node runs at once (each encodes its renditions in parallel).
+  size_t transcode_workers = 1;
+  /// A job not finished after this (times the attempt) is sent again; 3 attempts at most.
+  std::chrono::milliseconds transcode_timeout{std::chrono::minutes{10}};
+};
+
 /// `chorus.users`: accounts and sessions.
 struct users_spec {
   /// Usernames that get the admin role.
@@ -126,6 +138,7 @@ struct cluster_config {
   entities_spec entities;
   storage_spec storage;
   users_spec users;
+  audio_spec audio;
   edge_spec edge;
   bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;

@@ -23,12 +23,14 @@
 #include <caf/send.hpp>
 
 #include "actors/debug/counter_entity.hpp"
+#include "actors/audio/audio.hpp"
 #include "actors/users/follows_query.hpp"
 #include "actors/users/users.hpp"
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_server.hpp"
 #include "http_edge/live_connections.hpp"
+#include "http_edge/track_routes.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
@@ -270,6 +272,7 @@ int main(int argc, char** argv) {
   entity_kinds kinds;
   if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
   kinds.emplace(users::user_kind, users::user_factory());
+  kinds.emplace(audio::track_kind, audio::track_factory());
   kinds.emplace(users::session_kind, users::session_factory());
   kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
   kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
@@ -295,7 +298,42 @@ int main(int argc, char** argv) {
 
   // One journal actor per distinct database; the domains that share one share the actor. Each
   // connects lazily (and, like every other connection, applies what is still pending).
+  // The blob store: a shared directory or an S3 bucket (cluster.conf's chorus.storage).
+  std::shared_ptr<persistence::blob_store> blobs;
+  if (cfg.storage.blob_store == "s3") {
+    persistence::blob_store_s3_config sc;
+    sc.endpoint = cfg.storage.s3_endpoint;
+    sc.region = cfg.storage.s3_region;
+    sc.bucket = cfg.storage.s3_bucket;
+    sc.key_prefix = cfg.storage.s3_prefix;
+    if (const char* k = std::getenv("CHORUS_S3_ACCESS_KEY")) sc.access_key = k;
+    if (const char* k = std::getenv("CHORUS_S3_SECRET_KEY")) sc.secret_key = k;
+    auto store = persistence::blob_store_s3::open(sc);
+    if (!store) fail_fast(log, 2, cfg.path + ": chorus.storage: " + error_detail(store.error()));
+    blobs = std::move(*store);
+  } else {
+    auto store = persistence::blob_store_fs::open(cfg.storage.blob_dir);
+    if (!store)
+      fail_fast(log, 2, cfg.path + ": chorus.storage.blob-dir: " + error_detail(store.error()));
+    blobs = std::move(*store);
+  }
+
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
+  ctx.transcode_timeout = cfg.audio.transcode_timeout;
+  audio::media_limits media_limits;
+  media_limits.max_duration = std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.max_duration);
+  // The transcoder reports to tracks through the router, which exists only further down: it
+  // reads the handle from this slot, filled before any job can arrive.
+  auto router_slot = std::make_shared<envelope_handler>();
+  if (self->has_role("transcode")) {
+    audio::transcoder_config tc;
+    tc.blobs = blobs;
+    tc.router = router_slot;
+    tc.workers = cfg.audio.transcode_workers;
+    tc.work_dir = cfg.data_dir + "/work/" + self->name.str();
+    tc.limits = media_limits;
+    ctx.transcoder = audio::spawn_transcoder(system, std::move(tc));
+  }
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
   // connections here that subscribed and to every peer's hub (membership keeps it told).
   auto live = std::make_shared<edge::live_connections>();
@@ -392,6 +430,7 @@ int main(int argc, char** argv) {
   auto entity_registry =
       spawn_entity_registry(system, kinds, ctx, limits, entities, log, directory);
   auto router = spawn_router(system, *self, entity_registry, directory);
+  *router_slot = caf::actor_cast<envelope_handler>(router);
   // The edge asks entities through this: straight to a local activation when there is one.
   entity_router gateway{directory, router, entity_registry, &entities, limits.max_queue_age};
   // Due reminders go through the router, so they reach each entity's current owner.
@@ -428,26 +467,6 @@ int main(int argc, char** argv) {
   lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
   auto limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
 
-  // The blob store: a shared directory or an S3 bucket (cluster.conf's chorus.storage).
-  std::shared_ptr<persistence::blob_store> blobs;
-  if (cfg.storage.blob_store == "s3") {
-    persistence::blob_store_s3_config sc;
-    sc.endpoint = cfg.storage.s3_endpoint;
-    sc.region = cfg.storage.s3_region;
-    sc.bucket = cfg.storage.s3_bucket;
-    sc.key_prefix = cfg.storage.s3_prefix;
-    if (const char* k = std::getenv("CHORUS_S3_ACCESS_KEY")) sc.access_key = k;
-    if (const char* k = std::getenv("CHORUS_S3_SECRET_KEY")) sc.secret_key = k;
-    auto store = persistence::blob_store_s3::open(sc);
-    if (!store) fail_fast(log, 2, cfg.path + ": chorus.storage: " + error_detail(store.error()));
-    blobs = std::move(*store);
-  } else {
-    auto store = persistence::blob_store_fs::open(cfg.storage.blob_dir);
-    if (!store)
-      fail_fast(log, 2, cfg.path + ": chorus.storage.blob-dir: " + error_detail(store.error()));
-    blobs = std::move(*store);
-  }
-
   edge::edge_config edge_cfg;
   edge_cfg.host = self->host;
   edge_cfg.port = self->http_port;
@@ -465,6 +484,12 @@ int main(int argc, char** argv) {
   edge_cfg.ws_idle_timeout = cfg.edge.ws_idle_timeout;
   edge_cfg.ws_max_queued_bytes = cfg.edge.ws_max_queued_bytes;
   edge_cfg.ws_session_check = cfg.edge.ws_session_check;
+  edge_cfg.upload_dir = cfg.data_dir + "/uploads/" + self->name.str();
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(edge_cfg.upload_dir, ec);
+    if (ec) fail_fast(log, 2, "cannot create " + edge_cfg.upload_dir + ": " + ec.message());
+  }
   edge_cfg.limiter = limiter;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log, live};
   {
@@ -483,6 +508,13 @@ int main(int argc, char** argv) {
     uc.follows = users::spawn_follows_query(system, cfg.storage.dsns.at(users::user_domain));
     uc.blobs = blobs;
     edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
+  }
+  {
+    edge::track_routes_config tc;
+    tc.blobs = blobs;
+    tc.max_upload_bytes = cfg.audio.max_upload_bytes;
+    tc.limits = media_limits;
+    edge.add_routes([&](edge::edge_api& api) { edge::add_track_routes(api, std::move(tc)); });
   }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();
@@ -522,7 +554,8 @@ int main(int argc, char** argv) {
   exposer.reset();
   for (const auto& actor :
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
-        caf::actor_cast<caf::actor>(entity_registry), caf::actor_cast<caf::actor>(hub)})
+        caf::actor_cast<caf::actor>(entity_registry), caf::actor_cast<caf::actor>(hub),
+        caf::actor_cast<caf::actor>(ctx.transcoder)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const auto& reminder : reminders)
     caf::anon_send_exit(reminder, caf::exit_reason::user_shutdown);

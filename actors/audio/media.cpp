@@ -85,9 +85,12 @@ struct dict {
 // libavformat asks this between reads: a job past its budget stops there.
 struct deadline {
   clock_type::time_point at;
+  const std::atomic<bool>* cancel = nullptr;
   static int check(void* self) {
-    return clock_type::now() > static_cast<deadline*>(self)->at ? 1 : 0;
+    auto* d = static_cast<deadline*>(self);
+    return clock_type::now() > d->at || (d->cancel != nullptr && d->cancel->load()) ? 1 : 0;
   }
+  [[nodiscard]] bool over() const { return check(const_cast<deadline*>(this)) != 0; }
 };
 
 /// The opened input and its best audio stream.
@@ -108,7 +111,8 @@ caf::expected<opened> open_input(const std::string& path, const media_limits& li
   static std::once_flag quiet;
   std::call_once(quiet, [] { av_log_set_level(AV_LOG_QUIET); });
   opened out;
-  out.until = std::make_unique<deadline>(deadline{clock_type::now() + limits.budget});
+  out.until =
+      std::make_unique<deadline>(deadline{clock_type::now() + limits.budget, limits.cancel});
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) return make_error(audio_errc::transcode_failed, "out of memory");
   raw->interrupt_callback = {&deadline::check, out.until.get()};
@@ -124,7 +128,7 @@ caf::expected<opened> open_input(const std::string& path, const media_limits& li
   int rc = avformat_open_input(&raw, path.c_str(), nullptr, &opts.d);
   if (rc < 0) {
     // avformat_open_input frees the context on failure.
-    if (out.until && clock_type::now() > out.until->at)
+    if (out.until && out.until->over())
       return make_error(audio_errc::timed_out, "probing took too long");
     return make_error(audio_errc::unsupported_format,
                       "not an accepted audio file (mp3, flac, wav, ogg, m4a, aiff): " +
@@ -647,7 +651,7 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
     if (decoded > max_samples)
       return make_error(audio_errc::too_long,
                         "longer than " + std::to_string(limits.max_duration.count()) + " s");
-    if (clock_type::now() > in->until->at)
+    if (in->until->over())
       return make_error(audio_errc::timed_out, "the job ran past its time budget");
     for (auto& w : workers) w->push(frame.get());
     wave.push(frame.get());
@@ -668,7 +672,7 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
     rc = av_read_frame(in->fmt.get(), pkt.get());
     if (rc == AVERROR_EOF) break;
     if (rc < 0) {
-      if (clock_type::now() > in->until->at)
+      if (in->until->over())
         return fail(make_error(audio_errc::timed_out, "the job ran past its time budget"));
       return fail(make_error(audio_errc::invalid_media, "unreadable data: " + av_error(rc)));
     }

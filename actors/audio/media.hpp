@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,6 +52,8 @@ struct media_limits {
   int64_t probe_size = 5 << 20;
   /// Wall-clock time one probe or transcode may take.
   std::chrono::seconds budget{600};
+  /// When set and true, a running job stops at its next read or frame (node shutdown).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 /// The demuxers an upload may use (libavformat names; "mov" is mp4/m4a).

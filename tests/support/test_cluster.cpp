@@ -147,7 +147,7 @@ void test_cluster::write_conf() {
   for (const auto& nd : nodes_)
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
-         << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\"]},\n";
+         << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\", \"transcode\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n";
   for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
   // Tests send thousands of requests from one address: per-address rate limits are off unless

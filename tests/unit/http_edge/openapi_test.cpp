@@ -12,6 +12,7 @@
 #include "common/json_log.hpp"
 #include "http_edge/edge_server.hpp"
 #include "http_edge/live_connections.hpp"
+#include "http_edge/track_routes.hpp"
 #include "http_edge/openapi.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
@@ -62,6 +63,7 @@ TEST_CASE(
   edge::edge_server edge{ec, hooks, sys, entities, metrics, log,
                          std::make_shared<edge::live_connections>()};
   edge.add_routes([](edge::edge_api& api) { edge::add_user_routes(api, {}); });
+  edge.add_routes([](edge::edge_api& api) { edge::add_track_routes(api, {}); });
   route_set served;
   for (const auto& r : edge.routes()) served.emplace(r.method, r.name);
   auto documented = documented_routes();

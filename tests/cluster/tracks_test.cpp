@@ -1,0 +1,163 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "messages/audio.pb.h"
+#include "messages/users.pb.h"
+#include "tests/support/process.hpp"
+#include "tests/support/test_cluster.hpp"
+
+// Uploads against real nodes: audio made by the ffmpeg CLI in the test, streamed to the edge,
+// probed, stored, transcoded by a node's transcoder and the track moving to ready.
+
+using namespace chorus;
+using namespace std::chrono_literals;
+
+namespace {
+
+using headers = std::vector<std::pair<std::string, std::string>>;
+
+std::string unique(const std::string& base) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return base + std::to_string(rng() % 1000000000);
+}
+
+template <class Message>
+std::optional<Message> parse(const std::string& json) {
+  Message m;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(json, &m, opts).ok()) return std::nullopt;
+  return m;
+}
+
+headers bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
+/// Registers and logs in; with `artist`, also becomes an artist. The user and its token.
+std::pair<messages::Me, std::string> member(uint16_t port, const std::string& name,
+                                            bool artist) {
+  auto reg = test::http_call(port, "POST", "/v1/auth/register",
+                             R"({"username":")" + name + R"(","email":")" + name +
+                                 R"(@example.org","password":"correct horse battery"})");
+  REQUIRE_MESSAGE(reg.status == 201, reg.body);
+  auto login = test::http_call(port, "POST", "/v1/auth/login",
+                               R"({"username":")" + name +
+                                   R"(","password":"correct horse battery"})");
+  REQUIRE_MESSAGE(login.status == 200, login.body);
+  auto result = parse<messages::LoginResult>(login.body);
+  REQUIRE(result);
+  if (artist)
+    REQUIRE(test::http_call(port, "POST", "/v1/me/artist", "", bearer(result->token())).status ==
+            200);
+  return {result->user(), result->token()};
+}
+
+bool error_is(const test::http_reply& r, int status, const std::string& code) {
+  if (r.status != status) MESSAGE("got " << r.status << ": " << r.body);
+  return r.status == status &&
+         r.body.find(R"({"error":{"code":")" + code + R"(")") != std::string::npos;
+}
+
+test::http_reply upload(uint16_t port, const std::string& body, const std::string& type,
+                        headers h) {
+  return test::http_call(port, "POST", "/v1/tracks", body, h, type);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "uploads: an artist's FLAC is accepted with 202, processed on a transcode node and ready "
+    "with six renditions and its loudness; text, the wrong type, no title, non-artists and "
+    "anonymous callers are refused; a private track is its owner's alone") {
+  test::temp_dir dir;
+  auto flac = dir.path() + "/song.flac";
+  auto made = test::run({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                         "sine=f=440:d=4:r=44100", "-ac", "2", "-metadata", "genre=Testcore",
+                         flac});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  auto audio = test::read_file(flac);
+
+  test::test_cluster c{2};
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto p0 = c.at(0).http_port;
+  auto p1 = c.at(1).http_port;
+  auto [artist, token] = member(p0, unique("band"), true);
+  auto [fan, fan_token] = member(p1, unique("fan"), false);
+  auto titled = [](headers h, const std::string& title) {
+    h.emplace_back("X-Track-Title", title);
+    return h;
+  };
+
+  CHECK(error_is(upload(p0, audio, "audio/flac", titled({}, "Song")), 401, "unauthenticated"));
+  CHECK(error_is(upload(p0, audio, "audio/flac", titled(bearer(fan_token), "Song")), 403,
+                 "forbidden"));
+  CHECK(error_is(upload(p0, audio, "text/plain", titled(bearer(token), "Song")), 415,
+                 "unsupported_media_type"));
+  CHECK(error_is(upload(p0, audio, "audio/flac", bearer(token)), 422, "validation"));
+  CHECK(error_is(upload(p0, "", "audio/flac", titled(bearer(token), "Song")), 422, "validation"));
+  auto text = upload(p0, "These are words, not sound. Nothing to hear here at all.\n",
+                     "audio/mpeg", titled(bearer(token), "Song"));
+  CHECK(error_is(text, 415, "unsupported_media_type"));
+  CHECK(text.body.find("not an accepted audio file") != std::string::npos);
+  auto bad_vis = titled(bearer(token), "Song");
+  bad_vis.emplace_back("X-Track-Visibility", "secret");
+  CHECK(error_is(upload(p0, audio, "audio/flac", bad_vis), 422, "validation"));
+
+  auto h = titled(bearer(token), "Night Drive");
+  h.emplace_back("X-Track-Visibility", "private");
+  auto accepted = upload(p1, audio, "audio/flac", h);
+  REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
+  auto created = parse<messages::TrackInfo>(accepted.body);
+  REQUIRE(created);
+  CHECK(created->status() == "uploaded");
+  CHECK(created->title() == "Night Drive");
+  CHECK(created->owner() == artist.id());
+  CHECK(accepted.header("Location") == "/v1/tracks/" + created->id());
+
+  // Processing happens in the background: the owner polls until it settles.
+  std::optional<messages::TrackInfo> track;
+  CHECK(test::eventually(120s, [&] {
+    auto r = test::http_get(p0, "/v1/tracks/" + created->id(), bearer(token));
+    track = parse<messages::TrackInfo>(r.body);
+    return track && (track->status() == "ready" || track->status() == "failed");
+  }));
+  REQUIRE(track);
+  CHECK_MESSAGE(track->status() == "ready", track->failure());
+  CHECK(track->renditions_size() == 6);
+  CHECK(std::abs(track->duration_s() - 4.0) < 0.05);
+  CHECK(track->loudness_lufs() < -10);
+  CHECK(track->loudness_lufs() > -40);
+  CHECK(track->genre() == "Testcore");  // from the file's tags
+  for (const auto& r : track->renditions()) {
+    CAPTURE(r.format());
+    CHECK(r.blob().size() == 64);
+    CHECK(r.size() > 1000);
+    CHECK(std::abs(r.duration_s() - 4.0) < 0.05);
+  }
+  // Private: the owner sees it, nobody else does (not even that it exists).
+  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id()), 404, "not_found"));
+  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id(), bearer(fan_token)), 404,
+                 "not_found"));
+  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + std::string(32, 'e')), 404, "not_found"));
+}
+
+TEST_CASE("uploads over the size limit are refused while they arrive, with 413") {
+  test::test_cluster c{1};
+  c.set_section("chorus.audio", "max-upload-bytes=65536\n");
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto port = c.at(0).http_port;
+  auto [artist, token] = member(port, unique("big"), true);
+  auto h = bearer(token);
+  h.emplace_back("X-Track-Title", "Too long");
+  auto r = upload(port, std::string(300000, '\x55'), "audio/wav", h);
+  CHECK(error_is(r, 413, "payload_too_large"));
+}
