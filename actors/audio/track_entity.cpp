@@ -11,7 +11,8 @@
 // A track: created from an upload, transcoded by a node's transcoder, ready or failed. The job
 // is durable through the track's own reminder "dispatch": stored before the track is created,
 // it (re)sends the job; each dispatch stores the next one, due when the job should long be
-// done, so a job lost with its node is sent again. A stale answer (an older attempt) is ignored.
+// done, so a job lost with its node is sent again. Any attempt's result settles a processing
+// track; answers after that are ignored.
 
 namespace chorus::audio {
 
@@ -241,9 +242,11 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
     if (messages::TrackComplete cmd; parse_as(env, cmd)) {
       return run(
           [cmd](track_model& m) -> caf::expected<std::vector<new_event>> {
-            if (!m.exists() || m.info.status() != "processing" ||
-                cmd.attempt() != m.info.attempts())
-              return no_events();  // stale: an older attempt, or already settled
+            // Any attempt's result will do while the track is processing (an older attempt
+            // that finishes after a newer one was sent saves waiting for the newer one).
+            if (!m.exists() || m.info.status() != "processing" || cmd.attempt() < 1 ||
+                cmd.attempt() > m.info.attempts())
+              return no_events();  // settled already, or not an attempt of this track
             messages::TrackReady ev;
             *ev.mutable_renditions() = cmd.renditions();
             ev.set_duration_s(cmd.duration_s());

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <optional>
 #include <random>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "messages/audio.pb.h"
 #include "messages/users.pb.h"
+#include "nodes/placement.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
@@ -74,8 +77,8 @@ test::http_reply upload(uint16_t port, const std::string& body, const std::strin
 
 TEST_CASE(
     "uploads: an artist's FLAC is accepted with 202, processed on a transcode node and ready "
-    "with six renditions and its loudness; text, the wrong type, no title, non-artists and "
-    "anonymous callers are refused; a private track is its owner's alone") {
+    "with six renditions and its loudness, text, the wrong type, no title, non-artists and "
+    "anonymous callers are refused, and a private track is its owner's alone") {
   test::temp_dir dir;
   auto flac = dir.path() + "/song.flac";
   auto made = test::run({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -160,4 +163,53 @@ TEST_CASE("uploads over the size limit are refused while they arrive, with 413")
   h.emplace_back("X-Track-Title", "Too long");
   auto r = upload(port, std::string(300000, '\x55'), "audio/wav", h);
   CHECK(error_is(r, 413, "payload_too_large"));
+}
+
+TEST_CASE(
+    "a node killed in the middle of a transcode: the track's reminder sends the job again on the "
+    "node that owns the track now, and the track still reaches ready") {
+  test::temp_dir dir;
+  // Two minutes of audio: a job of a few seconds, long enough to kill its transcoder mid-job.
+  auto flac = dir.path() + "/long.flac";
+  auto made = test::run({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                         "sine=f=330:d=120:r=44100", "-ac", "2", flac},
+                        120s);
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  auto audio = test::read_file(flac);
+
+  test::test_cluster c{2};
+  // Sent again 10 s (then 20 s) after a dispatch that did not finish.
+  c.set_section("chorus.audio", "transcode-timeout=10s\n");
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto [artist, token] = member(c.at(0).http_port, unique("sturdy"), true);
+  auto h = bearer(token);
+  h.emplace_back("X-Track-Title", "Survivor");
+  auto accepted = upload(c.at(0).http_port, audio, "audio/flac", h);
+  REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
+  auto id = parse<messages::TrackInfo>(accepted.body)->id();
+
+  // The track's owner runs the job on its own transcoder: kill that node once it is processing.
+  std::vector<std::string> names{"n1", "n2"};
+  auto owner = names[*rendezvous_owner("track/" + id, names)];
+  size_t victim = owner == "n1" ? 0 : 1;
+  size_t survivor = 1 - victim;
+  REQUIRE(test::eventually(30s, [&] {
+    auto t = parse<messages::TrackInfo>(test::http_get(c.at(survivor).http_port, "/v1/tracks/" + id).body);
+    return t && t->status() == "processing";
+  }));
+  c.at(victim).process->signal(SIGKILL);
+  REQUIRE(test::eventually(10s, [&] { return c.sees(survivor, owner, "down"); }));
+
+  std::optional<messages::TrackInfo> track;
+  CHECK(test::eventually(180s, [&] {
+    track = parse<messages::TrackInfo>(
+        test::http_get(c.at(survivor).http_port, "/v1/tracks/" + id).body);
+    return track && (track->status() == "ready" || track->status() == "failed");
+  }));
+  REQUIRE(track);
+  CHECK_MESSAGE(track->status() == "ready", track->failure());
+  CHECK(track->attempts() >= 2);
+  CHECK(track->renditions_size() == 6);
+  CHECK(std::abs(track->duration_s() - 120.0) < 0.05);
 }

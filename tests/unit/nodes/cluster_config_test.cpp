@@ -358,3 +358,29 @@ TEST_CASE(
                            "[chorus.edge]\nws-max-queued-bytes=100\n[chorus.membership]")) ==
         "/etc/chorus/test.conf: chorus.edge.ws-max-queued-bytes: must be 4096..1073741824");
 }
+
+TEST_CASE("chorus.audio: upload size, longest audio, transcode workers and timeout, each checked") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->audio.max_upload_bytes == size_t{200} << 20);
+  CHECK(cfg->audio.max_duration == std::chrono::hours{3});
+  CHECK(cfg->audio.transcode_workers == 1);
+  CHECK(cfg->audio.transcode_timeout == std::chrono::minutes{10});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.audio]\nmax-upload-bytes=65536\nmax-duration=1h\n"
+                        "transcode-workers=2\ntranscode-timeout=30s\n[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->audio.max_upload_bytes == 65536);
+  CHECK(cfg->audio.max_duration == std::chrono::hours{1});
+  CHECK(cfg->audio.transcode_workers == 2);
+  CHECK(cfg->audio.transcode_timeout == std::chrono::seconds{30});
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.audio]\ntranscode-workers=0\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.audio.transcode-workers: must be 1..64");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.audio]\nmax-upload-bytes=10\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.audio.max-upload-bytes: must be 1024..17179869184");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.audio]\ntranscode=1\n[chorus.membership]"))
+            .find("chorus.audio.transcode: unknown key") != std::string::npos);
+}
