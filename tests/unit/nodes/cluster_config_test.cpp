@@ -376,7 +376,7 @@ TEST_CASE("chorus.audio: upload size, longest audio, transcode workers and timeo
   CHECK(cfg->audio.transcode_timeout == std::chrono::seconds{30});
   CHECK(error_of(good_with("[chorus.membership]",
                            "[chorus.audio]\ntranscode-workers=0\n[chorus.membership]")) ==
-        "/etc/chorus/test.conf: chorus.audio.transcode-workers: must be 1..64");
+        "/etc/chorus/test.conf: chorus.audio.transcode-workers: 0 must be at least 1");
   CHECK(error_of(good_with("[chorus.membership]",
                            "[chorus.audio]\nmax-upload-bytes=10\n[chorus.membership]")) ==
         "/etc/chorus/test.conf: chorus.audio.max-upload-bytes: must be 1024..17179869184");
