@@ -285,17 +285,35 @@ class http_session : public std::enable_shared_from_this<http_session> {
                       });
   }
 
+  // A lingering close: the answer is out (shutdown of our side), then what the client still
+  // sends (the rest of a refused upload) is read and dropped for up to 2 s, so that the kernel
+  // does not answer it with a reset that would destroy the answer before the client reads it.
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    if (ec) return stream_.close();
+    drain_buf_ = std::make_unique<char[]>(drain_size);
+    stream_.expires_after(std::chrono::seconds{2});
+    drain(0);
   }
+
+  void drain(uint64_t so_far) {
+    stream_.async_read_some(net::buffer(drain_buf_.get(), drain_size),
+                            [self = shared_from_this(), so_far](beast::error_code ec, size_t n) {
+                              if (ec || so_far + n > (uint64_t{64} << 20))
+                                return self->stream_.close();
+                              self->drain(so_far + n);
+                            });
+  }
+
+  static constexpr size_t drain_size = 16 * 1024;
 
   beast::tcp_stream stream_;
   std::shared_ptr<edge_server::core> core_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::file_body>> upload_;
+  std::unique_ptr<char[]> drain_buf_;  // only while closing
   std::string upload_path_;
   uint64_t upload_limit_ = 0;
   uint64_t upload_bytes_ = 0;
