@@ -7,6 +7,9 @@
 #include <limits>
 #include <filesystem>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -266,6 +269,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
   void write(const std::shared_ptr<exchange>& x) {
+    if (!x->res.file_path.empty() && !x->head) return write_file(x);
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(x->res.status == -1 ? 200 : x->res.status));
@@ -274,13 +278,74 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (!x->head) res->body() = std::move(x->res.body);
     res->keep_alive(x->keep_alive && !core_->stopping);
     if (x->head)
-      res->content_length(size);
+      res->content_length(x->res.file_path.empty() ? size : x->res.file_length);
     else
       res->prepare_payload();
     stream_.expires_after(core_->cfg.write_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !res->keep_alive()) return self->close();
+                        self->read();
+                      });
+  }
+
+  // A file (or part of one) in 64 KiB chunks read with pread: the file is never in memory.
+  struct file_send {
+    http::response<http::buffer_body> res;
+    std::optional<http::response_serializer<http::buffer_body>> sr;
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t remain = 0;
+    std::unique_ptr<char[]> buf{new char[file_chunk]};
+    ~file_send() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  static constexpr size_t file_chunk = 64 * 1024;
+
+  void write_file(const std::shared_ptr<exchange>& x) {
+    auto f = std::make_shared<file_send>();
+    f->fd = ::open(x->res.file_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+      // Gone between the lookup and now (a replaced blob): the answer was not sent yet.
+      x->res = http_response{};
+      x->res.set_header("X-Request-Id", x->rid);
+      send_error(x->res, {503, "unavailable", 1}, "the file is not readable now", x->rid);
+      return write(x);
+    }
+    f->offset = x->res.file_offset;
+    f->remain = x->res.file_length;
+    auto& res = f->res;
+    res.version(11);
+    res.result(static_cast<unsigned>(x->res.status == -1 ? 200 : x->res.status));
+    for (const auto& [name, value] : x->res.headers) res.insert(name, value);
+    res.content_length(f->remain);
+    res.keep_alive(x->keep_alive && !core_->stopping);
+    res.body().data = nullptr;
+    res.body().more = true;
+    f->sr.emplace(res);
+    stream_.expires_after(core_->cfg.write_timeout);
+    http::async_write_header(stream_, *f->sr,
+                             [self = shared_from_this(), f](beast::error_code ec, size_t) {
+                               if (ec) return self->close();
+                               self->send_chunk(f);
+                             });
+  }
+
+  void send_chunk(const std::shared_ptr<file_send>& f) {
+    auto want = static_cast<size_t>(std::min<uint64_t>(file_chunk, f->remain));
+    ssize_t n = want == 0 ? 0 : ::pread(f->fd, f->buf.get(), want, static_cast<off_t>(f->offset));
+    if (n < 0 || (want > 0 && n == 0)) return close();  // the file shrank: cut the connection
+    f->offset += static_cast<uint64_t>(n);
+    f->remain -= static_cast<uint64_t>(n);
+    f->res.body().data = n > 0 ? f->buf.get() : nullptr;
+    f->res.body().size = static_cast<size_t>(n);
+    f->res.body().more = f->remain > 0;
+    stream_.expires_after(core_->cfg.write_timeout);
+    http::async_write(stream_, *f->sr,
+                      [self = shared_from_this(), f](beast::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) return self->send_chunk(f);
+                        if (ec || !f->res.keep_alive()) return self->close();
                         self->read();
                       });
   }

@@ -32,6 +32,39 @@ std::string percent_decode(std::string_view in, bool plus_is_space) {
   return out;
 }
 
+byte_range parse_range(std::string_view header, uint64_t size) {
+  constexpr std::string_view unit = "bytes=";
+  if (header.substr(0, unit.size()) != unit) return {};
+  auto spec = header.substr(unit.size());
+  spec = spec.substr(0, spec.find(','));  // several ranges: the first is served
+  while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
+  while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
+  auto dash = spec.find('-');
+  if (dash == std::string_view::npos) return {};
+  auto number = [](std::string_view digits, uint64_t& out) {
+    if (digits.empty() || digits.size() > 19) return false;
+    out = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+  };
+  uint64_t a = 0;
+  uint64_t b = 0;
+  auto left = spec.substr(0, dash);
+  auto right = spec.substr(dash + 1);
+  if (left.empty()) {  // a suffix: the last b bytes
+    if (!number(right, b)) return {};
+    if (b == 0 || size == 0) return {byte_range::unsatisfiable};
+    return {byte_range::part, size - std::min(b, size), size - 1};
+  }
+  if (!number(left, a)) return {};
+  if (!right.empty() && (!number(right, b) || b < a)) return {};
+  if (a >= size) return {byte_range::unsatisfiable};
+  return {byte_range::part, a, right.empty() ? size - 1 : std::min(b, size - 1)};
+}
+
 std::multimap<std::string, std::string> parse_query(std::string_view query) {
   std::multimap<std::string, std::string> out;
   while (!query.empty()) {

@@ -54,6 +54,11 @@ struct http_response {
   std::string body;
   /// For the node's log, never sent: what an internal error (5xx) really was.
   std::string internal_detail;
+  /// Instead of `body`: bytes [file_offset, file_offset + file_length) of this file, sent in
+  /// chunks straight from the file (Content-Length is file_length).
+  std::string file_path;
+  uint64_t file_offset = 0;
+  uint64_t file_length = 0;
 
   /// Adds a header (a second call with the same name adds a second line, as in cpp-httplib).
   void set_header(const std::string& key, const std::string& value) {
@@ -75,6 +80,17 @@ struct http_response {
 /// "%41+b" -> "A b" (with `plus_is_space`, as in a query) or "A+b" (a path). A malformed
 /// escape is kept as it is.
 std::string percent_decode(std::string_view in, bool plus_is_space);
+
+/// What a Range header asks of a representation of `size` bytes (RFC 9110 §14).
+struct byte_range {
+  enum kind_t { whole, part, unsatisfiable } kind = whole;
+  uint64_t first = 0;  ///< with `part`: the first byte
+  uint64_t last = 0;   ///< with `part`: the last byte (inclusive)
+};
+/// "bytes=0-99", "bytes=100-", "bytes=-500". A header that is not a bytes range is ignored
+/// (`whole`, as RFC 9110 allows); of several ranges only the first is served; a range that
+/// starts at or past the end is `unsatisfiable` (416).
+byte_range parse_range(std::string_view header, uint64_t size);
 
 /// "a=1&b=x%20y" -> {a: "1", b: "x y"}.
 std::multimap<std::string, std::string> parse_query(std::string_view query);

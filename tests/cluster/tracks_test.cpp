@@ -145,6 +145,55 @@ TEST_CASE(
     CHECK(r.size() > 1000);
     CHECK(std::abs(r.duration_s() - 4.0) < 0.05);
   }
+  // Streaming, with Range, from the other node.
+  auto stream = "/v1/tracks/" + created->id() + "/stream?format=opus&quality=low";
+  const messages::Rendition* opus_low = nullptr;
+  for (const auto& r : track->renditions())
+    if (r.format() == "opus" && r.quality() == "low") opus_low = &r;
+  REQUIRE(opus_low != nullptr);
+  auto size = static_cast<size_t>(opus_low->size());
+  auto ranged = [&](const std::string& range) {
+    auto h2 = bearer(token);
+    h2.emplace_back("Range", range);
+    return test::http_get(p1, stream, h2);
+  };
+  auto whole = test::http_get(p1, stream, bearer(token));
+  CHECK(whole.status == 200);
+  CHECK(whole.body.size() == size);
+  CHECK(whole.header("Content-Length") == std::to_string(size));
+  CHECK(whole.header("Accept-Ranges") == "bytes");
+  CHECK(whole.header("Content-Type") == "audio/ogg; codecs=opus");
+  CHECK(whole.header("ETag") == "\"" + opus_low->blob() + "\"");
+  CHECK(whole.body.rfind("OggS", 0) == 0);
+  auto first = ranged("bytes=0-0");
+  CHECK(first.status == 206);
+  CHECK(first.body == "O");
+  CHECK(first.header("Content-Range") == "bytes 0-0/" + std::to_string(size));
+  auto last = ranged("bytes=-1");
+  CHECK(last.status == 206);
+  CHECK(last.body == whole.body.substr(size - 1));
+  CHECK(last.header("Content-Range") ==
+        "bytes " + std::to_string(size - 1) + "-" + std::to_string(size - 1) + "/" +
+            std::to_string(size));
+  auto tail = ranged("bytes=100-");
+  CHECK(tail.status == 206);
+  CHECK(tail.body == whole.body.substr(100));
+  auto middle = ranged("bytes=1000-1999");
+  CHECK(middle.body == whole.body.substr(1000, 1000));
+  auto past = ranged("bytes=" + std::to_string(size) + "-");
+  CHECK(error_is(past, 416, "range_not_satisfiable"));
+  CHECK(past.header("Content-Range") == "bytes */" + std::to_string(size));
+  auto malformed = ranged("bytes=abc");
+  CHECK(malformed.status == 200);
+  CHECK(malformed.body.size() == size);
+  auto h3 = bearer(token);
+  h3.emplace_back("If-None-Match", whole.header("ETag"));
+  CHECK(test::http_get(p1, stream, h3).status == 304);
+  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id() + "/stream?format=flac",
+                                bearer(token)),
+                 422, "validation"));
+  CHECK(error_is(test::http_get(p0, stream), 404, "not_found"));
+
   // Private: the owner sees it, nobody else does (not even that it exists).
   CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id()), 404, "not_found"));
   CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id(), bearer(fan_token)), 404,
