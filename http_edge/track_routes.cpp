@@ -32,6 +32,21 @@ std::string header_or(const http_request& req, const char* key, const std::strin
   return req.has_header(key) ? req.get_header_value(key) : fallback;
 }
 
+/// Whether the caller may see `track`: public and unlisted ones anyone, private ones their
+/// owner. Otherwise the answer is in `res`: the same 404 as for a track that does not exist
+/// (or the 429 of the account's rate limit).
+bool may_see(edge_api& api, const http_request& req, http_response& res, const std::string& rid,
+             const messages::TrackInfo& track) {
+  if (track.visibility() != "private") return true;
+  if (req.has_header("Authorization")) {
+    auto who = signed_in(api, req, res, rid);
+    if (res.status == 429) return false;
+    if (who && who->user_id() == track.owner()) return true;
+  }
+  send_error(res, make_error(domain_errc::not_found, "no such track"), rid);
+  return false;
+}
+
 }  // namespace
 
 void add_track_routes(edge_api& api, track_routes_config config) {
@@ -129,17 +144,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
                                                           messages::TrackGet{}, rid);
               if (!track) return send_error(res, track.error(), rid);
               bool is_private = track->visibility() == "private";
-              if (is_private) {
-                bool owner = false;
-                if (req.has_header("Authorization")) {
-                  auto who = signed_in(api, req, res, rid);
-                  if (res.status == 429) return;
-                  owner = who && who->user_id() == track->owner();
-                }
-                if (!owner)
-                  return send_error(res, make_error(domain_errc::not_found, "no such track"),
-                                    rid);
-              }
+              if (!may_see(api, req, res, rid, *track)) return;
               if (track->status() != "ready")
                 return send_error(res, make_error(domain_errc::conflict,
                                                   "the track is " + track->status() +
@@ -214,17 +219,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
               auto track = ask_reply<messages::TrackInfo>(api, audio::track_kind, id,
                                                     messages::TrackGet{}, rid);
               if (!track) return send_error(res, track.error(), rid);
-              if (track->visibility() == "private") {
-                bool owner = false;
-                if (req.has_header("Authorization")) {
-                  auto who = signed_in(api, req, res, rid);
-                  if (res.status == 429) return;
-                  owner = who && who->user_id() == track->owner();
-                }
-                if (!owner)
-                  return send_error(res, make_error(domain_errc::not_found, "no such track"),
-                                    rid);
-              }
+              if (!may_see(api, req, res, rid, *track)) return;
               res.set_header("Cache-Control", "no-cache");
               res.set_content(to_json(*track), json_type);
             });
