@@ -30,40 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# ---- the bench node ----
-bport=$(free_port)
-python3 - "$CHORUS_CONF" "$tmp/bench.conf" "$CHORUS_DATA_DIR" "$bport" \
-  "$(free_port)" "$(free_port)" "$(free_port)" <<'PY'
-import re, sys
-src, dst, data, http, actor, ws, metrics = sys.argv[1:]
-conf = open(src).read()
-conf = re.sub(r'(?m)^cluster-name=.*$', 'cluster-name="chorus-bench"', conf)
-conf = re.sub(r'(?m)^data-dir=.*$', 'data-dir="%s"' % data, conf)
-conf = re.sub(r'(?ms)^nodes=\[.*?^\]', 'nodes=[\n  {name="b1", host="127.0.0.1", actor-port=%s, '
-              'http-port=%s, ws-port=%s, metrics-port=%s, roles=["edge", "entity"]},\n]'
-              % (actor, http, ws, metrics), conf)
-conf = re.sub(r'(?m)^read-limit=.*$', 'read-limit=0', conf)
-conf = re.sub(r'(?m)^write-limit=.*$', 'write-limit=0', conf)
-open(dst, 'w').write(conf)
-PY
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$CHORUS_NODE_BIN" --config "$tmp/bench.conf" --node b1 >"$tmp/b1.log" 2>&1 &
-node_pid=$!
-pids+=("$node_pid")
-base="http://127.0.0.1:$bport"
-wait_for 60 curl -fsS "$base/readyz" || die "the bench node did not become ready (log: $(tail -5 "$tmp/b1.log"))"
+. "$here/bench_node.sh"
+node_pid=$bench_pid
+bport=$bench_port
+base=$bench_base
 
 # A user to read (b) and to hold the WebSockets (c).
-name="bench$RANDOM$RANDOM"
-curl -fsS -H 'Content-Type: application/json' \
-  -d "{\"username\":\"$name\",\"email\":\"$name@example.org\",\"password\":\"correct horse battery\"}" \
-  "$base/v1/auth/register" >"$tmp/me.json"
-user_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/me.json")
-token=$(curl -fsS -H 'Content-Type: application/json' \
-  -d "{\"username\":\"$name\",\"password\":\"correct horse battery\"}" "$base/v1/auth/login" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+read -r user_id token < <(bench_member "bench$RANDOM$RANDOM")
 
 # ---- nginx with the same bytes ----
 curl -fsS "$base/healthz" >"$tmp/healthz.json"
