@@ -74,24 +74,8 @@ stream="$bench_base/v1/tracks/$id/stream?format=mp3&quality=high"
 mkdir -p "$tmp/www" "$tmp/logs"
 curl -fsS "$stream" -o "$tmp/www/track.mp3"
 size=$(stat -c %s "$tmp/www/track.mp3")
-nport=$(free_port)
-cat >"$tmp/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  default_type audio/mpeg;
-  server { listen 127.0.0.1:$nport; root $tmp/www; }
-}
-CONF
-nginx -p "$tmp" -c "$tmp/nginx.conf" &
-pids+=("$!")
+bench_nginx "$tmp/www" audio/mpeg
+nport=$nginx_port
 wait_for 10 curl -fsS -o /dev/null "http://127.0.0.1:$nport/track.mp3" || die "nginx did not start"
 cat >"$tmp/ranges.lua" <<'LUA'
 local size

@@ -45,3 +45,27 @@ bench_member() {
   [ $# -lt 2 ] || curl -fsS -X POST -H "Authorization: Bearer $token" "$bench_base/v1/me/artist" >/dev/null
   echo "$id $token"
 }
+
+# bench_nginx ROOT TYPE: starts nginx (1 worker, sendfile) serving ROOT with TYPE as the default
+# content type, the peer of the benches; sets nginx_port.
+bench_nginx() {
+  nginx_port=$(free_port)
+  mkdir -p "$tmp/logs"
+  cat >"$tmp/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  default_type $2;
+  server { listen 127.0.0.1:$nginx_port; root $1; }
+}
+CONF
+  nginx -p "$tmp" -c "$tmp/nginx.conf" &
+  pids+=("$!")
+}

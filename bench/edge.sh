@@ -41,25 +41,8 @@ read -r user_id token < <(bench_member "bench$RANDOM$RANDOM")
 # ---- nginx with the same bytes ----
 curl -fsS "$base/healthz" >"$tmp/healthz.json"
 curl -fsS "$base/v1/users/$user_id" >"$tmp/user.json"
-nport=$(free_port)
-mkdir -p "$tmp/logs"
-cat >"$tmp/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  default_type application/json;
-  server { listen 127.0.0.1:$nport; root $tmp; }
-}
-CONF
-nginx -p "$tmp" -c "$tmp/nginx.conf" &
-pids+=("$!")
+bench_nginx "$tmp" application/json
+nport=$nginx_port
 wait_for 10 curl -fsS "http://127.0.0.1:$nport/healthz.json" || die "nginx did not start (see $tmp/logs/error.log)"
 
 # Prints "requests_per_second p99_ms".
