@@ -12,8 +12,8 @@
 #include <caf/result.hpp>
 
 #include "messages/envelope.hpp"
-#include "messages/live.hpp"
 #include "messages/errors.hpp"
+#include "messages/live.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/reminder_actor.hpp"
 

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "transcode failed: %s\n", chorus::error_detail(r.error()).c_str());
     return 1;
   }
-  std::printf("seconds %.3f audio %.1f lufs %.2f renditions %zu\n", r->seconds_taken,
-              r->duration_s, r->integrated_lufs, r->renditions.size());
+  std::printf("seconds %.3f audio %.1f lufs %.2f renditions %zu\n", r->seconds_taken, r->duration_s,
+              r->integrated_lufs, r->renditions.size());
   return 0;
 }

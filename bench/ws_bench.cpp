@@ -97,18 +97,18 @@ class client : public std::enable_shared_from_this<client> {
               websocket::stream_base::decorator([t = self->st_.token](websocket::request_type& r) {
                 if (!t.empty()) r.set(http::field::authorization, "Bearer " + t);
               }));
-          self->ws_.async_handshake(
-              "127.0.0.1:" + std::to_string(self->st_.port), "/v1/ws",
-              [self](beast::error_code ec) {
-                if (ec) return self->fail();
-                if (self->st_.topic.empty()) return self->opened();
-                self->msg_ = R"({"type":"subscribe","topic":")" + self->st_.topic + R"("})";
-                self->ws_.async_write(net::buffer(self->msg_),
-                                      [self](beast::error_code ec, size_t) {
-                                        if (ec) return self->fail();
-                                        self->opened();
-                                      });
-              });
+          self->ws_.async_handshake("127.0.0.1:" + std::to_string(self->st_.port), "/v1/ws",
+                                    [self](beast::error_code ec) {
+                                      if (ec) return self->fail();
+                                      if (self->st_.topic.empty()) return self->opened();
+                                      self->msg_ = R"({"type":"subscribe","topic":")" +
+                                                   self->st_.topic + R"("})";
+                                      self->ws_.async_write(net::buffer(self->msg_),
+                                                            [self](beast::error_code ec, size_t) {
+                                                              if (ec) return self->fail();
+                                                              self->opened();
+                                                            });
+                                    });
         });
   }
 
@@ -180,7 +180,6 @@ int main(int argc, char** argv) {
   if (mode == "hold" && argc >= 5)
     return hold(static_cast<uint16_t>(std::atoi(argv[2])), std::strtoul(argv[3], nullptr, 10),
                 std::atoi(argv[4]), argc > 5 ? argv[5] : "", argc > 6 ? argv[6] : "");
-  std::fprintf(stderr,
-               "usage: ws_bench serve PORT | ws_bench hold PORT N SECS [TOKEN [TOPIC]]\n");
+  std::fprintf(stderr, "usage: ws_bench serve PORT | ws_bench hold PORT N SECS [TOKEN [TOPIC]]\n");
   return 2;
 }

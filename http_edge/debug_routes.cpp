@@ -67,8 +67,7 @@ void add_debug_routes(edge_api& api, const health_hooks& hooks) {
   auto counter_route = [&api](http_method method, const char* pattern, const char* name,
                               auto command) {
     api.route(method, pattern, name,
-              [&api, command](const http_request& req, http_response& res,
-                              const std::string& rid) {
+              [&api, command](const http_request& req, http_response& res, const std::string& rid) {
                 auto id = req.matches[1].str();
                 if (!valid_entity_id(id))
                   return send_error(res, {400, "invalid_id", 0},
@@ -114,44 +113,43 @@ void add_debug_routes(edge_api& api, const health_hooks& hooks) {
             });
   // Publishes `count` live events of about `bytes` bytes each to `topic` through the node's live
   // hub, as an entity would: for testing and measuring WebSocket delivery (slow readers).
-  api.route(http_method::post, "/v1/debug/live", "/v1/debug/live",
-            [&hooks](const http_request& req, http_response& res, const std::string& rid) {
-              google::protobuf::Struct json;
-              if (!google::protobuf::util::JsonStringToMessage(req.body, &json).ok())
-                return send_error(res, {400, "invalid_body", 0}, "body must be a JSON object",
-                                  rid);
-              auto f = json.fields();
-              auto num = [&f](const char* key, double lo, double hi, double fallback) {
-                auto it = f.find(key);
-                if (it == f.end()) return fallback;
-                const auto& v = it->second;
-                if (v.kind_case() != google::protobuf::Value::kNumberValue ||
-                    v.number_value() != std::floor(v.number_value()) || v.number_value() < lo ||
-                    v.number_value() > hi)
-                  return -1.0;
-                return v.number_value();
-              };
-              auto topic = f.count("topic") > 0 && f.at("topic").kind_case() ==
-                                                       google::protobuf::Value::kStringValue
-                               ? f.at("topic").string_value()
-                               : std::string{};
-              auto count = num("count", 1, 100000, 1);
-              auto bytes = num("bytes", 0, 1 << 20, 0);
-              bool topic_ok = !topic.empty() && topic.size() <= 200 &&
-                              topic.find_first_of("\"\\") == std::string::npos;
-              if (!topic_ok || count < 0 || bytes < 0 || !hooks.publish_live)
-                return send_error(res, {400, "invalid_body", 0},
-                                  "send {\"topic\": string, \"count\": 1..100000, "
-                                  "\"bytes\": 0..1048576}",
-                                  rid);
-              std::string pad(static_cast<size_t>(bytes), 'x');
-              for (int i = 0; i < static_cast<int>(count); ++i)
-                hooks.publish_live(topic, R"({"seq":)" + std::to_string(i) + R"(,"pad":")" +
-                                              pad + "\"}");
-              res.status = 202;
-              res.set_content(R"({"published":)" + std::to_string(static_cast<int>(count)) + "}",
-                              json_type);
-            });
+  api.route(
+      http_method::post, "/v1/debug/live", "/v1/debug/live",
+      [&hooks](const http_request& req, http_response& res, const std::string& rid) {
+        google::protobuf::Struct json;
+        if (!google::protobuf::util::JsonStringToMessage(req.body, &json).ok())
+          return send_error(res, {400, "invalid_body", 0}, "body must be a JSON object", rid);
+        auto f = json.fields();
+        auto num = [&f](const char* key, double lo, double hi, double fallback) {
+          auto it = f.find(key);
+          if (it == f.end()) return fallback;
+          const auto& v = it->second;
+          if (v.kind_case() != google::protobuf::Value::kNumberValue ||
+              v.number_value() != std::floor(v.number_value()) || v.number_value() < lo ||
+              v.number_value() > hi)
+            return -1.0;
+          return v.number_value();
+        };
+        auto topic = f.count("topic") > 0 &&
+                             f.at("topic").kind_case() == google::protobuf::Value::kStringValue
+                         ? f.at("topic").string_value()
+                         : std::string{};
+        auto count = num("count", 1, 100000, 1);
+        auto bytes = num("bytes", 0, 1 << 20, 0);
+        bool topic_ok = !topic.empty() && topic.size() <= 200 &&
+                        topic.find_first_of("\"\\") == std::string::npos;
+        if (!topic_ok || count < 0 || bytes < 0 || !hooks.publish_live)
+          return send_error(res, {400, "invalid_body", 0},
+                            "send {\"topic\": string, \"count\": 1..100000, "
+                            "\"bytes\": 0..1048576}",
+                            rid);
+        std::string pad(static_cast<size_t>(bytes), 'x');
+        for (int i = 0; i < static_cast<int>(count); ++i)
+          hooks.publish_live(topic, R"({"seq":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
+        res.status = 202;
+        res.set_content(R"({"published":)" + std::to_string(static_cast<int>(count)) + "}",
+                        json_type);
+      });
   // Admin-only once the edge issue brings roles; until then behind debug-endpoints.
   api.route(http_method::get, "/v1/debug/dead-letters", "/v1/debug/dead-letters",
             [&hooks](const http_request&, http_response& res, const std::string& rid) {

@@ -55,12 +55,12 @@ class edge_api {
   /// Registers a blocking handler whose request body is streamed to a file (req.body_file)
   /// rather than held in memory, refused with 413 as soon as it passes `max_bytes`; a client
   /// that sends too slowly is dropped (408).
-  virtual void route_upload(http_method method, const std::string& pattern,
-                            const std::string& name, uint64_t max_bytes, handler fn) = 0;
+  virtual void route_upload(http_method method, const std::string& pattern, const std::string& name,
+                            uint64_t max_bytes, handler fn) = 0;
 
   /// Registers a handler that never blocks (see async_handler); for hot read routes.
-  virtual void route_async(http_method method, const std::string& pattern,
-                           const std::string& name, async_handler fn) = 0;
+  virtual void route_async(http_method method, const std::string& pattern, const std::string& name,
+                           async_handler fn) = 0;
 
   /// Counts a signed-in request against its account's budget (chorus.edge user-read-limit /
   /// user-write-limit, by the request's method); false when over it, with the 429 and its
@@ -91,8 +91,7 @@ class edge_api {
   /// ask_entity, then the reply parsed as `Reply` and rendered as JSON, or the error's status
   /// and body.
   template <class Reply>
-  void answer_from_entity(entity_envelope env, http_response& res,
-                          const std::string& request_id);
+  void answer_from_entity(entity_envelope env, http_response& res, const std::string& request_id);
 };
 
 /// Protobuf message -> JSON with the .proto field names and every field present.

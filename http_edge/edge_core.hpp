@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -53,8 +53,8 @@ struct route_entry {
   std::string method;  ///< "GET", "POST", ...
   std::regex pattern;
   std::string name;
-  std::string route_class;  ///< "read" or "write" (rate limits)
-  int64_t limit = 0;        ///< requests per window for this class, 0: unmetered
+  std::string route_class;    ///< "read" or "write" (rate limits)
+  int64_t limit = 0;          ///< requests per window for this class, 0: unmetered
   uint64_t upload_limit = 0;  ///< > 0: an upload route (body streamed to a file, this many bytes)
   handler blocking;
   async_handler async;
@@ -97,8 +97,8 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
   [[nodiscard]] bool cors_allowed(const std::string& origin) const;
   /// Counts one request under `key` against `limit` per window, named `policy` in the
   /// RateLimit headers; false when refused (429 written, `who` says whose budget it was).
-  bool admit(const std::string& key, const std::string& policy, int64_t limit,
-             http_response& res, const std::string& rid, const std::string& who);
+  bool admit(const std::string& key, const std::string& policy, int64_t limit, http_response& res,
+             const std::string& rid, const std::string& who);
 };
 
 /// A client-supplied request id is echoed only when short and printable.

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <filesystem>
+#include <limits>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -80,10 +80,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     // The body's limit depends on the route, known once the headers are in (on_header).
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(core_->cfg.request_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->on_header(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -98,10 +97,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (auto len = parser_->content_length(); len && *len > core_->cfg.max_body_bytes)
       return on_read(http::error::body_limit);
     parser_->body_limit(core_->cfg.max_body_bytes);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void start_upload(const route_entry& r) {
@@ -132,10 +130,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // keeps up the minimum rate.
   void read_upload() {
     stream_.expires_after(core_->cfg.request_timeout);
-    http::async_read_some(stream_, buffer_, *upload_,
-                          [self = shared_from_this()](beast::error_code ec, size_t n) {
-                            self->on_upload(ec, n);
-                          });
+    http::async_read_some(
+        stream_, buffer_, *upload_,
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_upload(ec, n); });
   }
 
   void on_upload(beast::error_code ec, size_t n) {
@@ -207,14 +204,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::eof || ec == net::error::connection_reset ||
-        ec == net::error::operation_aborted)
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted)
       return close();
     if (ec == http::error::body_limit)
-      return refuse(413, "payload_too_large",
-                    "the body is larger than " + std::to_string(core_->cfg.max_body_bytes) +
-                        " bytes");
+      return refuse(
+          413, "payload_too_large",
+          "the body is larger than " + std::to_string(core_->cfg.max_body_bytes) + " bytes");
     if (ec == http::error::header_limit)
       return refuse(431, "headers_too_large",
                     "the request line and headers are larger than " +
@@ -387,20 +383,21 @@ class http_session : public std::enable_shared_from_this<http_session> {
 };
 
 void accept(const std::shared_ptr<edge_server::core>& core, tcp::acceptor& acceptor) {
-  acceptor.async_accept(
-      net::make_strand(core->ioc), [core, &acceptor](beast::error_code ec, tcp::socket socket) {
-        if (ec == net::error::operation_aborted || core->stopping) return;
-        if (!ec) {
-          socket.set_option(tcp::no_delay{true}, ec);
-          if (core->connections.load() >= core->cfg.max_connections) {
-            // Over the limit: closed at once (the client sees a reset, not a hang).
-            socket.close(ec);
-          } else {
-            std::make_shared<http_session>(std::move(socket), core)->run();
-          }
-        }
-        accept(core, acceptor);
-      });
+  acceptor.async_accept(net::make_strand(core->ioc),
+                        [core, &acceptor](beast::error_code ec, tcp::socket socket) {
+                          if (ec == net::error::operation_aborted || core->stopping) return;
+                          if (!ec) {
+                            socket.set_option(tcp::no_delay{true}, ec);
+                            if (core->connections.load() >= core->cfg.max_connections) {
+                              // Over the limit: closed at once (the client sees a reset, not a
+                              // hang).
+                              socket.close(ec);
+                            } else {
+                              std::make_shared<http_session>(std::move(socket), core)->run();
+                            }
+                          }
+                          accept(core, acceptor);
+                        });
 }
 
 }  // namespace
@@ -460,11 +457,10 @@ void edge_server::core::cors(exchange& x) {
 }
 
 const route_entry* edge_server::core::upload_route(const std::string& method,
-                                                  const std::string& path) const {
+                                                   const std::string& path) const {
   for (const auto& r : routes) {
     std::smatch m;
-    if (r.upload_limit > 0 && r.method == method && std::regex_match(path, m, r.pattern))
-      return &r;
+    if (r.upload_limit > 0 && r.method == method && std::regex_match(path, m, r.pattern)) return &r;
   }
   return nullptr;
 }
@@ -479,8 +475,7 @@ void edge_server::core::unmatched(exchange& x, int status) {
 }
 
 bool edge_server::core::admit(const std::string& key, const std::string& policy, int64_t limit,
-                              http_response& res, const std::string& rid,
-                              const std::string& who) {
+                              http_response& res, const std::string& rid, const std::string& who) {
   using namespace std::chrono;
   persistence::gcra_limit rule{limit, duration_cast<microseconds>(cfg.limit_window), limit};
   auto d = cfg.limiter->check(key, rule);
@@ -498,8 +493,7 @@ bool edge_server::core::admit(const std::string& key, const std::string& policy,
     res.set_header("X-RateLimit-Reset", std::to_string(reset));
   }
   if (d.allowed) return true;
-  auto retry = d.retry_after == persistence::gcra_result::never ? window
-                                                                 : d.retry_after_seconds();
+  auto retry = d.retry_after == persistence::gcra_result::never ? window : d.retry_after_seconds();
   send_error(res, {429, "rate_limited", static_cast<int>(retry)},
              "too many " + policy + " requests from " + who + "; retry after " +
                  std::to_string(retry) + " s",
@@ -536,10 +530,9 @@ void edge_server::core::handle(const std::shared_ptr<exchange>& x, std::function
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - x->start);
     self->probe.end(hit->name, x->req.method, x->res.status, elapsed.count());
     if (x->res.status >= 500 && !x->res.internal_detail.empty())
-      self->log.warn("edge", "answered " + std::to_string(x->res.status),
-                     {{"route", hit->name},
-                      {"request_id", x->rid},
-                      {"error", x->res.internal_detail}});
+      self->log.warn(
+          "edge", "answered " + std::to_string(x->res.status),
+          {{"route", hit->name}, {"request_id", x->rid}, {"error", x->res.internal_detail}});
     self->cors(*x);
     reply();
   };
@@ -603,8 +596,7 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
         });
   // A plain GET of the WebSocket endpoint (upgrades never reach the routes).
   route_async(http_method::get, "/v1/ws", "/v1/ws",
-              [](const http_request&, http_response& res, const std::string& rid,
-                 finish_fn done) {
+              [](const http_request&, http_response& res, const std::string& rid, finish_fn done) {
                 res.set_header("Upgrade", "websocket");
                 send_error(res, {426, "upgrade_required", 0},
                            "/v1/ws speaks WebSocket: send Connection: Upgrade, Upgrade: websocket",
@@ -619,9 +611,8 @@ edge_server::~edge_server() {
   stop();
 }
 
-void edge_server::add_route(http_method method, const std::string& pattern,
-                            const std::string& name, handler blocking, async_handler async,
-                            uint64_t upload_limit) {
+void edge_server::add_route(http_method method, const std::string& pattern, const std::string& name,
+                            handler blocking, async_handler async, uint64_t upload_limit) {
   static constexpr const char* names[] = {"get", "post", "put", "patch", "delete"};
   routes_.push_back({names[static_cast<int>(method)], name});
   // Probes (load balancers call them often), the API document and the WebSocket endpoint (its
@@ -709,10 +700,9 @@ caf::error edge_server::bind() {
     if (port == 0 && std::string_view{key} == "ws-port") continue;
     beast::error_code ec;
     auto fail = [&](const std::string& what) {
-      return caf::make_error(caf::sec::cannot_open_port, std::string{key} + " " +
-                                                             std::to_string(port) + " on " +
-                                                             cfg_.host + " cannot be bound (" +
-                                                             what + ")");
+      return caf::make_error(caf::sec::cannot_open_port,
+                             std::string{key} + " " + std::to_string(port) + " on " + cfg_.host +
+                                 " cannot be bound (" + what + ")");
     };
     auto address = net::ip::make_address(cfg_.host, ec);
     if (ec) return fail("not an IP address: " + ec.message());

@@ -3,8 +3,8 @@
 #include <caf/atom.hpp>
 #include <caf/sec.hpp>
 
-#include "common/json_log.hpp"
 #include "actors/audio/media.hpp"
+#include "common/json_log.hpp"
 #include "messages/errors.hpp"
 #include "persistence/errc.hpp"
 

@@ -22,8 +22,8 @@ using header_map = std::multimap<std::string, std::string, header_name_less>;
 /// One HTTP request as a route handler sees it, parsed by the edge's event loop (Boost.Beast).
 /// The member names follow cpp-httplib's, which the handlers were first written against.
 struct http_request {
-  std::string method;       ///< "GET", "POST", ...
-  std::string path;         ///< percent-decoded, without the query
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;    ///< percent-decoded, without the query
   header_map headers;
   std::multimap<std::string, std::string> params;  ///< the query, percent-decoded
   std::string body;

@@ -63,7 +63,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
         if (!who) return send_auth_error(res, who.error(), rid);
         // Roles are checked against the account now, not the session's copy from login.
         auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(),
-                                    messages::UserGetPrivate{}, rid);
+                                          messages::UserGetPrivate{}, rid);
         if (!me) return send_error(res, me.error(), rid);
         if (std::find(me->roles().begin(), me->roles().end(), "artist") == me->roles().end())
           return send_error(res, make_error(domain_errc::forbidden, "only artists upload tracks"),
@@ -83,8 +83,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
         auto album = header_or(req, "X-Track-Album", "");
         auto genre = header_or(req, "X-Track-Genre", "");
         if (title.empty() || title.size() > 200)
-          return send_error(res, {422, "validation", 0}, "X-Track-Title must be 1..200 bytes",
-                            rid);
+          return send_error(res, {422, "validation", 0}, "X-Track-Title must be 1..200 bytes", rid);
         if (visibility != "public" && visibility != "unlisted" && visibility != "private")
           return send_error(res, {422, "validation", 0},
                             "X-Track-Visibility must be public, unlisted or private", rid);
@@ -129,85 +128,84 @@ void add_track_routes(edge_api& api, track_routes_config config) {
   // Range (206, suffix ranges, 416 past the end; of several ranges the first), exact
   // Content-Length, a strong ETag (the blob's SHA-256: the bytes never change) and long
   // caching; sent from the file in chunks. Private tracks only for their owner.
-  api.route(http_method::get, R"(/v1/tracks/([^/]+)/stream)", "/v1/tracks/{id}/stream",
-            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-              auto id = req.matches[1].str();
-              auto format = req.has_param("format") ? req.get_param_value("format") : "opus";
-              auto quality = req.has_param("quality") ? req.get_param_value("quality") : "high";
-              if ((format != "opus" && format != "aac" && format != "mp3") ||
-                  (quality != "high" && quality != "low"))
-                return send_error(res, {422, "validation", 0},
-                                  "format must be opus, aac or mp3 and quality high or low", rid);
-              if (!valid_entity_id(id))
-                return send_error(res, make_error(domain_errc::not_found, "no such track"), rid);
-              auto track = ask_reply<messages::TrackInfo>(api, audio::track_kind, id,
-                                                          messages::TrackGet{}, rid);
-              if (!track) return send_error(res, track.error(), rid);
-              bool is_private = track->visibility() == "private";
-              if (!may_see(api, req, res, rid, *track)) return;
-              if (track->status() != "ready")
-                return send_error(res, make_error(domain_errc::conflict,
-                                                  "the track is " + track->status() +
-                                                      ", not ready to stream"),
-                                  rid);
-              const messages::Rendition* r = nullptr;
-              for (const auto& x : track->renditions())
-                if (x.format() == format && x.quality() == quality) r = &x;
-              auto blob = r == nullptr ? std::nullopt : persistence::blob_id::parse(r->blob());
-              if (!blob || !cfg->blobs)
-                return send_error(res, make_error(domain_errc::not_found, "no such rendition"),
-                                  rid);
-              auto size = static_cast<uint64_t>(r->size());
-              auto etag = "\"" + blob->hex() + "\"";
-              res.set_header("ETag", etag);
-              res.set_header("Accept-Ranges", "bytes");
-              res.set_header("Cache-Control", is_private ? "private, max-age=3600"
-                                                         : "public, max-age=31536000, immutable");
-              if (req.get_header_value("If-None-Match") == etag) {
-                res.status = 304;
-                return;
-              }
-              auto range = parse_range(req.get_header_value("Range"), size);
-              if (range.kind == byte_range::unsatisfiable) {
-                res.set_header("Content-Range", "bytes */" + std::to_string(size));
-                return send_error(res, {416, "range_not_satisfiable", 0},
-                                  "the rendition has " + std::to_string(size) + " bytes", rid);
-              }
-              uint64_t first = range.kind == byte_range::part ? range.first : 0;
-              uint64_t length = range.kind == byte_range::part ? range.last - first + 1 : size;
-              res.headers.erase("Content-Type");
-              res.set_header("Content-Type", r->mime());
-              if (range.kind == byte_range::part) {
-                res.status = 206;
-                res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
-                                                    std::to_string(first + length - 1) + "/" +
-                                                    std::to_string(size));
-              }
-              if (auto local = cfg->blobs->local_path(*blob)) {
-                res.file_path = *local;
-                res.file_offset = first;
-                res.file_length = length;
-                return;
-              }
-              // A remote store: the range is read through (at most 16 MiB at once; a larger
-              // open range is answered in part, as Range allows).
-              length = std::min<uint64_t>(length, uint64_t{16} << 20);
-              std::string bytes;
-              auto read = cfg->blobs->read(*blob, first, length, [&bytes](std::string_view c) {
-                bytes.append(c);
-                return true;
-              });
-              if (!read) return send_error(res, read.error(), rid);
-              if (res.status == 206 || bytes.size() < size) {
-                res.status = 206;
-                res.headers.erase("Content-Range");
-                res.set_header("Content-Range",
-                               "bytes " + std::to_string(first) + "-" +
-                                   std::to_string(first + bytes.size() - 1) + "/" +
-                                   std::to_string(size));
-              }
-              res.body = std::move(bytes);
-            });
+  api.route(
+      http_method::get, R"(/v1/tracks/([^/]+)/stream)", "/v1/tracks/{id}/stream",
+      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
+        auto id = req.matches[1].str();
+        auto format = req.has_param("format") ? req.get_param_value("format") : "opus";
+        auto quality = req.has_param("quality") ? req.get_param_value("quality") : "high";
+        if ((format != "opus" && format != "aac" && format != "mp3") ||
+            (quality != "high" && quality != "low"))
+          return send_error(res, {422, "validation", 0},
+                            "format must be opus, aac or mp3 and quality high or low", rid);
+        if (!valid_entity_id(id))
+          return send_error(res, make_error(domain_errc::not_found, "no such track"), rid);
+        auto track =
+            ask_reply<messages::TrackInfo>(api, audio::track_kind, id, messages::TrackGet{}, rid);
+        if (!track) return send_error(res, track.error(), rid);
+        bool is_private = track->visibility() == "private";
+        if (!may_see(api, req, res, rid, *track)) return;
+        if (track->status() != "ready")
+          return send_error(res,
+                            make_error(domain_errc::conflict,
+                                       "the track is " + track->status() + ", not ready to stream"),
+                            rid);
+        const messages::Rendition* r = nullptr;
+        for (const auto& x : track->renditions())
+          if (x.format() == format && x.quality() == quality) r = &x;
+        auto blob = r == nullptr ? std::nullopt : persistence::blob_id::parse(r->blob());
+        if (!blob || !cfg->blobs)
+          return send_error(res, make_error(domain_errc::not_found, "no such rendition"), rid);
+        auto size = static_cast<uint64_t>(r->size());
+        auto etag = "\"" + blob->hex() + "\"";
+        res.set_header("ETag", etag);
+        res.set_header("Accept-Ranges", "bytes");
+        res.set_header("Cache-Control", is_private ? "private, max-age=3600"
+                                                   : "public, max-age=31536000, immutable");
+        if (req.get_header_value("If-None-Match") == etag) {
+          res.status = 304;
+          return;
+        }
+        auto range = parse_range(req.get_header_value("Range"), size);
+        if (range.kind == byte_range::unsatisfiable) {
+          res.set_header("Content-Range", "bytes */" + std::to_string(size));
+          return send_error(res, {416, "range_not_satisfiable", 0},
+                            "the rendition has " + std::to_string(size) + " bytes", rid);
+        }
+        uint64_t first = range.kind == byte_range::part ? range.first : 0;
+        uint64_t length = range.kind == byte_range::part ? range.last - first + 1 : size;
+        res.headers.erase("Content-Type");
+        res.set_header("Content-Type", r->mime());
+        if (range.kind == byte_range::part) {
+          res.status = 206;
+          res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                              std::to_string(first + length - 1) + "/" +
+                                              std::to_string(size));
+        }
+        if (auto local = cfg->blobs->local_path(*blob)) {
+          res.file_path = *local;
+          res.file_offset = first;
+          res.file_length = length;
+          return;
+        }
+        // A remote store: the range is read through (at most 16 MiB at once; a larger
+        // open range is answered in part, as Range allows).
+        length = std::min<uint64_t>(length, uint64_t{16} << 20);
+        std::string bytes;
+        auto read = cfg->blobs->read(*blob, first, length, [&bytes](std::string_view c) {
+          bytes.append(c);
+          return true;
+        });
+        if (!read) return send_error(res, read.error(), rid);
+        if (res.status == 206 || bytes.size() < size) {
+          res.status = 206;
+          res.headers.erase("Content-Range");
+          res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                              std::to_string(first + bytes.size() - 1) + "/" +
+                                              std::to_string(size));
+        }
+        res.body = std::move(bytes);
+      });
 
   // GET /v1/tracks/{id}: public and unlisted tracks for anyone, private ones for their owner
   // (anyone else gets the same 404 as for a track that does not exist).
@@ -217,7 +215,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
               if (!valid_entity_id(id))
                 return send_error(res, make_error(domain_errc::not_found, "no such track"), rid);
               auto track = ask_reply<messages::TrackInfo>(api, audio::track_kind, id,
-                                                    messages::TrackGet{}, rid);
+                                                          messages::TrackGet{}, rid);
               if (!track) return send_error(res, track.error(), rid);
               if (!may_see(api, req, res, rid, *track)) return;
               res.set_header("Cache-Control", "no-cache");

@@ -140,10 +140,9 @@ caf::expected<messages::SessionInfo> authenticate(edge_api& api, const http_requ
       !users::well_formed_token(header.substr(scheme.size())))
     return make_error(domain_errc::unauthenticated, "the session token is malformed");
   return ask_reply<messages::SessionInfo>(api, users::session_kind,
-                                    persistence::sha256_hex(header.substr(scheme.size())),
-                                    messages::SessionCheck{}, rid);
+                                          persistence::sha256_hex(header.substr(scheme.size())),
+                                          messages::SessionCheck{}, rid);
 }
-
 
 /// Takes `key` of `kind` ("username"/"email") for `owner`. A claim left behind by a
 /// registration that never made its account (a crash between the steps) is taken over.
@@ -156,8 +155,8 @@ caf::error claim(edge_api& api, const char* kind, const std::string& key, const 
     return taken ? caf::error{} : taken.error();
   auto holder = ask_reply<messages::ClaimState>(api, kind, key, messages::ClaimGet{}, rid);
   if (!holder) return holder.error();
-  auto account =
-      ask_reply<messages::UserProfile>(api, users::user_kind, holder->owner(), messages::UserGet{}, rid);
+  auto account = ask_reply<messages::UserProfile>(api, users::user_kind, holder->owner(),
+                                                  messages::UserGet{}, rid);
   if (account || !is(account.error(), domain_errc::not_found)) return taken.error();
   take.set_replace(holder->owner());
   auto retaken = ask_reply<messages::ClaimState>(api, kind, key, take, rid);
@@ -178,7 +177,6 @@ void send_refusal(http_response& res, const refusal& r, const std::string& rid) 
   send_error(res, r.error, r.message, rid);
 }
 
-
 /// Counts a login or registration attempt; false (and a 429 sent) when over a limit.
 bool admit(const user_routes_config& cfg, http_response& res, const std::string& rid,
            std::initializer_list<std::pair<std::string, const persistence::gcra_limit*>> keys) {
@@ -194,64 +192,65 @@ bool admit(const user_routes_config& cfg, http_response& res, const std::string&
 }
 
 void register_route(edge_api& api, const config_ptr& cfg) {
-  api.route(
-      http_method::post, "/v1/auth/register", "/v1/auth/register",
-      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-        auto body = json_object(req, {"username", "email", "password"});
-        if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
-        const auto& o = std::get<Struct>(body);
-        std::string fields[3];
-        const char* names[3] = {"username", "email", "password"};
-        for (int i = 0; i < 3; ++i) {
-          auto f = string_field(o, names[i], 0, i == 2 ? 1024 : 254);
-          if (auto* r = std::get_if<refusal>(&f)) return send_refusal(res, *r, rid);
-          auto& v = std::get<std::optional<std::string>>(f);
-          if (!v)
-            return send_error(res, {422, "validation", 0}, std::string{names[i]} + " is required",
-                              rid);
-          fields[i] = *v;
-        }
-        auto& [username, email, password] = fields;
-        if (!valid_username(username))
-          return send_error(res, {422, "validation", 0},
-                            "username must be 3..32 of A-Z a-z 0-9 _ . - starting with a "
-                            "letter or digit",
-                            rid);
-        if (!valid_email(email))
-          return send_error(res, {422, "validation", 0}, "email is not an address", rid);
-        if (auto err = users::check_password(cfg->passwords, password, username))
-          return send_error(res, err, rid);
-        if (!admit(*cfg, res, rid, {{"register:ip:" + req.remote_addr, &register_per_ip}})) return;
-        auto hash = users::hash_password(password);
-        if (!hash) return send_error(res, hash.error(), rid);
-        auto id = users::new_user_id();
-        auto name_key = lower(username), mail_key = email_key(email);
-        if (auto err = claim(api, users::username_kind, name_key, id, rid)) {
-          if (is(err, domain_errc::conflict))
-            err = make_error(domain_errc::username_taken, "username is taken");
-          return send_error(res, err, rid);
-        }
-        if (auto err = claim(api, users::email_kind, mail_key, id, rid)) {
-          release(api, users::username_kind, name_key, id, rid);
-          if (is(err, domain_errc::conflict))
-            err = make_error(domain_errc::email_taken, "an account with this email exists already");
-          return send_error(res, err, rid);
-        }
-        messages::UserCreate create;
-        create.set_username(username);
-        create.set_email(email);
-        create.set_password_hash(*hash);
-        auto me = ask_reply<messages::Me>(api, users::user_kind, id, create, rid);
-        if (!me) {
-          release(api, users::email_kind, mail_key, id, rid);
-          release(api, users::username_kind, name_key, id, rid);
-          return send_error(res, me.error(), rid);
-        }
-        add_admin(*cfg, *me);
-        res.status = 201;
-        res.set_header("Location", "/v1/users/" + id);
-        res.set_content(to_json(*me), json_type);
-      });
+  api.route(http_method::post, "/v1/auth/register", "/v1/auth/register",
+            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
+              auto body = json_object(req, {"username", "email", "password"});
+              if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
+              const auto& o = std::get<Struct>(body);
+              std::string fields[3];
+              const char* names[3] = {"username", "email", "password"};
+              for (int i = 0; i < 3; ++i) {
+                auto f = string_field(o, names[i], 0, i == 2 ? 1024 : 254);
+                if (auto* r = std::get_if<refusal>(&f)) return send_refusal(res, *r, rid);
+                auto& v = std::get<std::optional<std::string>>(f);
+                if (!v)
+                  return send_error(res, {422, "validation", 0},
+                                    std::string{names[i]} + " is required", rid);
+                fields[i] = *v;
+              }
+              auto& [username, email, password] = fields;
+              if (!valid_username(username))
+                return send_error(res, {422, "validation", 0},
+                                  "username must be 3..32 of A-Z a-z 0-9 _ . - starting with a "
+                                  "letter or digit",
+                                  rid);
+              if (!valid_email(email))
+                return send_error(res, {422, "validation", 0}, "email is not an address", rid);
+              if (auto err = users::check_password(cfg->passwords, password, username))
+                return send_error(res, err, rid);
+              if (!admit(*cfg, res, rid, {{"register:ip:" + req.remote_addr, &register_per_ip}}))
+                return;
+              auto hash = users::hash_password(password);
+              if (!hash) return send_error(res, hash.error(), rid);
+              auto id = users::new_user_id();
+              auto name_key = lower(username), mail_key = email_key(email);
+              if (auto err = claim(api, users::username_kind, name_key, id, rid)) {
+                if (is(err, domain_errc::conflict))
+                  err = make_error(domain_errc::username_taken, "username is taken");
+                return send_error(res, err, rid);
+              }
+              if (auto err = claim(api, users::email_kind, mail_key, id, rid)) {
+                release(api, users::username_kind, name_key, id, rid);
+                if (is(err, domain_errc::conflict))
+                  err = make_error(domain_errc::email_taken,
+                                   "an account with this email exists already");
+                return send_error(res, err, rid);
+              }
+              messages::UserCreate create;
+              create.set_username(username);
+              create.set_email(email);
+              create.set_password_hash(*hash);
+              auto me = ask_reply<messages::Me>(api, users::user_kind, id, create, rid);
+              if (!me) {
+                release(api, users::email_kind, mail_key, id, rid);
+                release(api, users::username_kind, name_key, id, rid);
+                return send_error(res, me.error(), rid);
+              }
+              add_admin(*cfg, *me);
+              res.status = 201;
+              res.set_header("Location", "/v1/users/" + id);
+              res.set_content(to_json(*me), json_type);
+            });
 }
 
 void login_routes(edge_api& api, const config_ptr& cfg) {
@@ -277,16 +276,16 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
                    {{"login:ip:" + req.remote_addr, &login_per_ip},
                     {"login:acct:" + account + ":" + req.remote_addr, &login_per_account_ip}}))
           return;
-        auto holder = username
-                          ? ask_reply<messages::ClaimState>(api, users::username_kind, lower(*username),
-                                                      messages::ClaimGet{}, rid)
-                          : ask_reply<messages::ClaimState>(api, users::email_kind, email_key(*email),
-                                                      messages::ClaimGet{}, rid);
+        auto holder =
+            username ? ask_reply<messages::ClaimState>(api, users::username_kind, lower(*username),
+                                                       messages::ClaimGet{}, rid)
+                     : ask_reply<messages::ClaimState>(api, users::email_kind, email_key(*email),
+                                                       messages::ClaimGet{}, rid);
         if (!holder) return send_error(res, holder.error(), rid);
         messages::UserCredentials creds;
         if (!holder->owner().empty()) {
           auto found = ask_reply<messages::UserCredentials>(api, users::user_kind, holder->owner(),
-                                                      messages::UserGetCredentials{}, rid);
+                                                            messages::UserGetCredentials{}, rid);
           if (found)
             creds = std::move(*found);
           else if (!is(found.error(), domain_errc::not_found))
@@ -302,8 +301,8 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         if (auto old = authenticate(api, req, rid)) {
           auto header = req.get_header_value("Authorization");
           (void)ask_reply<messages::SessionInfo>(api, users::session_kind,
-                                           persistence::sha256_hex(header.substr(7)),
-                                           messages::SessionClose{}, rid);
+                                                 persistence::sha256_hex(header.substr(7)),
+                                                 messages::SessionClose{}, rid);
         }
         auto token = users::new_session_token();
         messages::SessionOpen open;
@@ -314,10 +313,10 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         open.set_idle_ms(cfg->session_idle.count());
         open.set_max_ms(cfg->session_max.count());
         auto session = ask_reply<messages::SessionInfo>(api, users::session_kind,
-                                                  persistence::sha256_hex(token), open, rid);
+                                                        persistence::sha256_hex(token), open, rid);
         if (!session) return send_error(res, session.error(), rid);
-        auto me =
-            ask_reply<messages::Me>(api, users::user_kind, creds.id(), messages::UserGetPrivate{}, rid);
+        auto me = ask_reply<messages::Me>(api, users::user_kind, creds.id(),
+                                          messages::UserGetPrivate{}, rid);
         if (!me) return send_error(res, me.error(), rid);
         add_admin(*cfg, *me);
         messages::LoginResult out;
@@ -332,103 +331,105 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
               auto who = signed_in(api, req, res, rid);
               if (!who) return send_auth_error(res, who.error(), rid);
               auto header = req.get_header_value("Authorization");
-              auto closed = ask_reply<messages::SessionInfo>(api, users::session_kind,
-                                                       persistence::sha256_hex(header.substr(7)),
-                                                       messages::SessionClose{}, rid);
+              auto closed = ask_reply<messages::SessionInfo>(
+                  api, users::session_kind, persistence::sha256_hex(header.substr(7)),
+                  messages::SessionClose{}, rid);
               if (!closed) return send_auth_error(res, closed.error(), rid);
               res.status = 204;
             });
 }
 
+/// Runs `cmd` on the signed-in user's entity and answers Me.
+void answer_me(edge_api& api, const user_routes_config& cfg, const http_request& req,
+               http_response& res, const std::string& rid, const google::protobuf::Message& cmd) {
+  auto who = signed_in(api, req, res, rid);
+  if (!who) return send_auth_error(res, who.error(), rid);
+  auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
+  if (!me) return send_error(res, me.error(), rid);
+  add_admin(cfg, *me);
+  res.set_content(to_json(*me), json_type);
+}
+
 void me_routes(edge_api& api, const config_ptr& cfg) {
-  // Runs `cmd` on the signed-in user's entity and answers Me.
-  auto on_me = [&api, cfg](const http_request& req, http_response& res,
-                           const std::string& rid, const google::protobuf::Message& cmd) {
-    auto who = signed_in(api, req, res, rid);
-    if (!who) return send_auth_error(res, who.error(), rid);
-    auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
-    if (!me) return send_error(res, me.error(), rid);
-    add_admin(*cfg, *me);
-    res.set_content(to_json(*me), json_type);
+  auto on_me = [&api, cfg](const http_request& req, http_response& res, const std::string& rid,
+                           const google::protobuf::Message& cmd) {
+    answer_me(api, *cfg, req, res, rid, cmd);
   };
   api.route(http_method::get, "/v1/me", "/v1/me",
             [on_me](const http_request& req, http_response& res, const std::string& rid) {
               on_me(req, res, rid, messages::UserGetPrivate{});
             });
-  api.route(
-      http_method::patch, "/v1/me", "/v1/me",
-      [on_me, &api](const http_request& req, http_response& res, const std::string& rid) {
-        // Authentication first: an anonymous caller learns nothing about the body rules.
-        // (Not counted against the account's limit here: on_me does that.)
-        if (auto who = authenticate(api, req, rid); !who)
-          return send_auth_error(res, who.error(), rid);
-        auto body = json_object(req, {"display_name", "bio"});
-        if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
-        const auto& o = std::get<Struct>(body);
-        auto name = string_field(o, "display_name", 0, 64);
-        auto bio = string_field(o, "bio", 0, 1000);
-        for (auto* f : {&name, &bio})
-          if (auto* r = std::get_if<refusal>(f)) return send_refusal(res, *r, rid);
-        messages::UserUpdateProfile cmd;
-        if (auto& v = std::get<std::optional<std::string>>(name)) cmd.set_display_name(*v);
-        if (auto& v = std::get<std::optional<std::string>>(bio)) cmd.set_bio(*v);
-        if (!cmd.has_display_name() && !cmd.has_bio())
-          return send_error(res, {422, "validation", 0}, "send display_name and/or bio", rid);
-        on_me(req, res, rid, cmd);
-      });
-  api.route(
-      http_method::post, "/v1/me/artist", "/v1/me/artist",
-      [on_me, cfg](const http_request& req, http_response& res, const std::string& rid) {
-        messages::UserBecomeArtist cmd;
-        cmd.set_approval_required(cfg->artist_approval);
-        on_me(req, res, rid, cmd);
-      });
-  api.route(
-      http_method::post, R"(/v1/admin/users/([^/]+)/artist)", "/v1/admin/users/{id}/artist",
-      [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-        auto who = signed_in(api, req, res, rid);
-        if (!who) return send_auth_error(res, who.error(), rid);
-        // Checked against cluster.conf now, not the roles the session got at login.
-        if (!is_admin(*cfg, who->username()))
-          return send_error(res, make_error(domain_errc::forbidden, "admins only"), rid);
-        auto id = req.matches[1].str();
-        if (!valid_entity_id(id))
-          return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-        auto me = ask_reply<messages::Me>(api, users::user_kind, id, messages::UserApproveArtist{}, rid);
-        if (!me) return send_error(res, me.error(), rid);
-        add_admin(*cfg, *me);
-        res.set_content(to_json(*me), json_type);
-      });
+  api.route(http_method::patch, "/v1/me", "/v1/me",
+            [on_me, &api](const http_request& req, http_response& res, const std::string& rid) {
+              // Authentication first: an anonymous caller learns nothing about the body rules.
+              // (Not counted against the account's limit here: on_me does that.)
+              if (auto who = authenticate(api, req, rid); !who)
+                return send_auth_error(res, who.error(), rid);
+              auto body = json_object(req, {"display_name", "bio"});
+              if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
+              const auto& o = std::get<Struct>(body);
+              auto name = string_field(o, "display_name", 0, 64);
+              auto bio = string_field(o, "bio", 0, 1000);
+              for (auto* f : {&name, &bio})
+                if (auto* r = std::get_if<refusal>(f)) return send_refusal(res, *r, rid);
+              messages::UserUpdateProfile cmd;
+              if (auto& v = std::get<std::optional<std::string>>(name)) cmd.set_display_name(*v);
+              if (auto& v = std::get<std::optional<std::string>>(bio)) cmd.set_bio(*v);
+              if (!cmd.has_display_name() && !cmd.has_bio())
+                return send_error(res, {422, "validation", 0}, "send display_name and/or bio", rid);
+              on_me(req, res, rid, cmd);
+            });
+  api.route(http_method::post, "/v1/me/artist", "/v1/me/artist",
+            [on_me, cfg](const http_request& req, http_response& res, const std::string& rid) {
+              messages::UserBecomeArtist cmd;
+              cmd.set_approval_required(cfg->artist_approval);
+              on_me(req, res, rid, cmd);
+            });
+  api.route(http_method::post, R"(/v1/admin/users/([^/]+)/artist)", "/v1/admin/users/{id}/artist",
+            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
+              auto who = signed_in(api, req, res, rid);
+              if (!who) return send_auth_error(res, who.error(), rid);
+              // Checked against cluster.conf now, not the roles the session got at login.
+              if (!is_admin(*cfg, who->username()))
+                return send_error(res, make_error(domain_errc::forbidden, "admins only"), rid);
+              auto id = req.matches[1].str();
+              if (!valid_entity_id(id))
+                return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+              auto me = ask_reply<messages::Me>(api, users::user_kind, id,
+                                                messages::UserApproveArtist{}, rid);
+              if (!me) return send_error(res, me.error(), rid);
+              add_admin(*cfg, *me);
+              res.set_content(to_json(*me), json_type);
+            });
 }
 
 void profile_routes(edge_api& api, const config_ptr& cfg) {
   // The hot read: answered from the event loop, no thread waits for the entity.
-  api.route_async(http_method::get, R"(/v1/users/([^/]+))", "/v1/users/{id}",
-                  [&api, cfg](const http_request& req, http_response& res, const std::string& rid,
-                              finish_fn done) {
-                    auto id = req.matches[1].str();
-                    if (!valid_entity_id(id)) {
-                      send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-                      return done();
-                    }
-                    api.ask_entity_async(
-                        envelope_for(users::user_kind, id, messages::UserGet{}, rid),
-                        [&res, cfg, rid, done](caf::expected<std::string> bytes) {
-                          messages::UserProfile profile;
-                          if (!bytes)
-                            send_error(res, bytes.error(), rid);
-                          else if (!profile.ParseFromString(*bytes))
-                            send_error(res,
-                                       make_error(runtime_errc::bad_payload,
-                                                  "unreadable UserProfile"),
-                                       rid);
-                          else {
-                            add_admin(*cfg, profile);
-                            res.set_content(to_json(profile), json_type);
-                          }
-                          done();
-                        });
-                  });
+  api.route_async(
+      http_method::get, R"(/v1/users/([^/]+))", "/v1/users/{id}",
+      [&api, cfg](const http_request& req, http_response& res, const std::string& rid,
+                  finish_fn done) {
+        auto id = req.matches[1].str();
+        if (!valid_entity_id(id)) {
+          send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
+          return done();
+        }
+        api.ask_entity_async(
+            envelope_for(users::user_kind, id, messages::UserGet{}, rid),
+            [&res, cfg, rid, done](caf::expected<std::string> bytes) {
+              messages::UserProfile profile;
+              if (!bytes)
+                send_error(res, bytes.error(), rid);
+              else if (!profile.ParseFromString(*bytes))
+                send_error(res, make_error(runtime_errc::bad_payload, "unreadable UserProfile"),
+                           rid);
+              else {
+                add_admin(*cfg, profile);
+                res.set_content(to_json(profile), json_type);
+              }
+              done();
+            });
+      });
   auto follow = [&api](bool on) {
     return [&api, on](const http_request& req, http_response& res, const std::string& rid) {
       auto who = signed_in(api, req, res, rid);
@@ -440,8 +441,8 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
         return send_error(res, make_error(domain_errc::validation, "you cannot follow yourself"),
                           rid);
       if (on) {
-        auto exists =
-            ask_reply<messages::UserProfile>(api, users::user_kind, target, messages::UserGet{}, rid);
+        auto exists = ask_reply<messages::UserProfile>(api, users::user_kind, target,
+                                                       messages::UserGet{}, rid);
         if (!exists) return send_error(res, exists.error(), rid);
       }
       messages::UserSetFollow cmd;
@@ -473,7 +474,8 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
       auto cursor = req.get_param_value("cursor");
       if (limit < 1 || limit > 100 || cursor.size() > 200)
         return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
-      auto exists = ask_reply<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
+      auto exists =
+          ask_reply<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
       if (!exists) return send_error(res, exists.error(), rid);
       messages::FollowListQuery q;
       q.set_user_id(id);
@@ -492,7 +494,6 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
   api.route(http_method::get, R"(/v1/users/([^/]+)/following)", "/v1/users/{id}/following",
             list(false));
 }
-
 
 // ---- avatars ----
 
@@ -521,46 +522,41 @@ bool looks_like(const std::string& kind, const std::string& body) {
 }
 
 void avatar_routes(edge_api& api, const config_ptr& cfg) {
-  auto set_avatar = [&api, cfg](const http_request& req, http_response& res,
-                                const std::string& rid, const std::string& avatar) {
+  auto set_avatar = [&api, cfg](const http_request& req, http_response& res, const std::string& rid,
+                                const std::string& avatar) {
     messages::UserUpdateProfile cmd;
     cmd.set_avatar(avatar);
-    auto who = signed_in(api, req, res, rid);
-    if (!who) return send_auth_error(res, who.error(), rid);
-    auto me = ask_reply<messages::Me>(api, users::user_kind, who->user_id(), cmd, rid);
-    if (!me) return send_error(res, me.error(), rid);
-    add_admin(*cfg, *me);
-    res.set_content(to_json(*me), json_type);
+    answer_me(api, *cfg, req, res, rid, cmd);
   };
   // The body is the image itself (at most the edge's 1 MiB body limit).
-  api.route(http_method::put, "/v1/me/avatar", "/v1/me/avatar",
-            [&api, cfg, set_avatar](const http_request& req, http_response& res,
-                                    const std::string& rid) {
-              if (auto who = authenticate(api, req, rid); !who)
-                return send_auth_error(res, who.error(), rid);
-              auto kind = avatar_kind(req.get_header_value("Content-Type"));
-              if (kind.empty())
-                return send_error(res, {415, "unsupported_media_type", 0},
-                                  "send the image as image/png, image/jpeg, image/webp or "
-                                  "image/gif",
-                                  rid);
-              if (req.body.empty())
-                return send_error(res, {422, "validation", 0}, "the body is empty", rid);
-              if (!looks_like(kind, req.body))
-                return send_error(res, {422, "validation", 0},
-                                  "the body is not a " + kind + " image", rid);
-              if (!cfg->blobs)
-                return send_error(res, make_error(runtime_errc::no_owner, "no blob store"), rid);
-              size_t offset = 0;
-              auto ref = cfg->blobs->put([&req, &offset](char* buf, size_t cap) {
-                auto n = std::min(cap, req.body.size() - offset);
-                std::memcpy(buf, req.body.data() + offset, n);
-                offset += n;
-                return caf::expected<size_t>{n};
-              });
-              if (!ref) return send_error(res, ref.error(), rid);
-              set_avatar(req, res, rid, kind + "/" + ref->id.hex());
-            });
+  api.route(
+      http_method::put, "/v1/me/avatar", "/v1/me/avatar",
+      [&api, cfg, set_avatar](const http_request& req, http_response& res, const std::string& rid) {
+        if (auto who = authenticate(api, req, rid); !who)
+          return send_auth_error(res, who.error(), rid);
+        auto kind = avatar_kind(req.get_header_value("Content-Type"));
+        if (kind.empty())
+          return send_error(res, {415, "unsupported_media_type", 0},
+                            "send the image as image/png, image/jpeg, image/webp or "
+                            "image/gif",
+                            rid);
+        if (req.body.empty())
+          return send_error(res, {422, "validation", 0}, "the body is empty", rid);
+        if (!looks_like(kind, req.body))
+          return send_error(res, {422, "validation", 0}, "the body is not a " + kind + " image",
+                            rid);
+        if (!cfg->blobs)
+          return send_error(res, make_error(runtime_errc::no_owner, "no blob store"), rid);
+        size_t offset = 0;
+        auto ref = cfg->blobs->put([&req, &offset](char* buf, size_t cap) {
+          auto n = std::min(cap, req.body.size() - offset);
+          std::memcpy(buf, req.body.data() + offset, n);
+          offset += n;
+          return caf::expected<size_t>{n};
+        });
+        if (!ref) return send_error(res, ref.error(), rid);
+        set_avatar(req, res, rid, kind + "/" + ref->id.hex());
+      });
   api.route(http_method::del, "/v1/me/avatar", "/v1/me/avatar",
             [set_avatar](const http_request& req, http_response& res, const std::string& rid) {
               set_avatar(req, res, rid, "");
@@ -573,7 +569,7 @@ void avatar_routes(edge_api& api, const config_ptr& cfg) {
               if (!valid_entity_id(id))
                 return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
               auto avatar = ask_reply<messages::UserAvatar>(api, users::user_kind, id,
-                                                      messages::UserGetAvatar{}, rid);
+                                                            messages::UserGetAvatar{}, rid);
               if (!avatar) return send_error(res, avatar.error(), rid);
               auto slash = avatar->avatar().find('/');
               auto blob = slash == std::string::npos
@@ -633,18 +629,17 @@ void add_user_routes(edge_api& api, user_routes_config cfg) {
   avatar_routes(api, shared);
   // /v1/ws: the same bearer token as the REST routes, in the Authorization header or, for
   // browsers (which cannot set headers on a WebSocket), as ?access_token= (RFC 6750 §2.3).
-  api.set_websocket_authenticator(
-      [&api](const http_request& req, const std::string& rid) -> caf::expected<std::string> {
-        auto who = authenticate(api, req, rid);
-        if (!who && !req.has_header("Authorization") && req.has_param("access_token")) {
-          http_request with_header;
-          with_header.headers.emplace("Authorization",
-                                      "Bearer " + req.get_param_value("access_token"));
-          who = authenticate(api, with_header, rid);
-        }
-        if (!who) return who.error();
-        return who->user_id();
-      });
+  api.set_websocket_authenticator([&api](const http_request& req,
+                                         const std::string& rid) -> caf::expected<std::string> {
+    auto who = authenticate(api, req, rid);
+    if (!who && !req.has_header("Authorization") && req.has_param("access_token")) {
+      http_request with_header;
+      with_header.headers.emplace("Authorization", "Bearer " + req.get_param_value("access_token"));
+      who = authenticate(api, with_header, rid);
+    }
+    if (!who) return who.error();
+    return who->user_id();
+  });
 }
 
 }  // namespace chorus::edge

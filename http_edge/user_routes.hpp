@@ -13,7 +13,7 @@
 namespace chorus::persistence {
 class blob_store;
 class rate_limiter;
-}
+}  // namespace chorus::persistence
 
 namespace chorus::edge {
 

@@ -1,11 +1,11 @@
 #include <deque>
 #include <set>
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include "http_edge/edge_core.hpp"
 #include "messages/errors.hpp"
@@ -35,8 +35,8 @@ std::string json_of(std::initializer_list<std::pair<const char*, std::string>> f
 
 class ws_session final : public live_client, public std::enable_shared_from_this<ws_session> {
  public:
-  ws_session(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream,
-             std::string user_id, http_request credentials)
+  ws_session(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream, std::string user_id,
+             http_request credentials)
       : core_(std::move(core)),
         ws_(std::move(stream)),
         user_(std::move(user_id)),
@@ -128,7 +128,8 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     };
     auto type = field("type");
     auto topic = field("topic");
-    if (type == "ping") return enqueue(std::make_shared<const std::string>(json_of({{"type", "pong"}})));
+    if (type == "ping")
+      return enqueue(std::make_shared<const std::string>(json_of({{"type", "pong"}})));
     if (type != "subscribe" && type != "unsubscribe")
       return reply_error("unknown_type", "type must be subscribe, unsubscribe or ping", "");
     if (topic.empty()) return reply_error("validation", "topic must be a non-empty string", "");
@@ -144,19 +145,17 @@ class ws_session final : public live_client, public std::enable_shared_from_this
       return reply_error("unknown_topic", "no such topic", topic);
     if (topics_.count(topic) == 0 && topics_.size() >= core_->cfg.ws_max_topics)
       return reply_error("too_many_topics",
-                         "at most " + std::to_string(core_->cfg.ws_max_topics) + " topics",
-                         topic);
+                         "at most " + std::to_string(core_->cfg.ws_max_topics) + " topics", topic);
     if (topics_.insert(topic).second) core_->live->subscribe(topic, shared_from_this());
-    enqueue(std::make_shared<const std::string>(
-        json_of({{"type", "subscribed"}, {"topic", topic}})));
+    enqueue(
+        std::make_shared<const std::string>(json_of({{"type", "subscribed"}, {"topic", topic}})));
   }
 
   void reply_error(const char* code, const std::string& message, const std::string& topic) {
-    auto json = topic.empty() ? json_of({{"type", "error"}, {"code", code}, {"message", message}})
-                              : json_of({{"type", "error"},
-                                         {"code", code},
-                                         {"message", message},
-                                         {"topic", topic}});
+    auto json =
+        topic.empty()
+            ? json_of({{"type", "error"}, {"code", code}, {"message", message}})
+            : json_of({{"type", "error"}, {"code", code}, {"message", message}, {"topic", topic}});
     enqueue(std::make_shared<const std::string>(std::move(json)));
   }
 

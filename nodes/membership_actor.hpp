@@ -39,8 +39,8 @@ using membership_actor = caf::typed_actor<
 std::string cluster_view(const cluster_config& cfg);
 
 /// Spawns the membership actor of `self`. It hands `registry` and `hub` to peers that ask who it
-/// is, tells `router` which peers' registries are live and `hub` which peers' hubs are. `cfg`, `probe` and `log` must outlive the
-/// actor system.
+/// is, tells `router` which peers' registries are live and `hub` which peers' hubs are. `cfg`,
+/// `probe` and `log` must outlive the actor system.
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
                                   const node_spec& self, envelope_handler registry,
                                   router_actor router, live_hub_actor hub, node_probe& probe,

@@ -22,8 +22,8 @@
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
-#include "actors/debug/counter_entity.hpp"
 #include "actors/audio/audio.hpp"
+#include "actors/debug/counter_entity.hpp"
 #include "actors/users/follows_query.hpp"
 #include "actors/users/users.hpp"
 #include "common/json_log.hpp"
@@ -43,12 +43,12 @@
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
 #include "nodes/version.hpp"
+#include "persistence/blob_store_fs.hpp"
+#include "persistence/blob_store_s3.hpp"
 #include "persistence/counter_totals_projection.hpp"
 #include "persistence/event_feed.hpp"
 #include "persistence/follows.hpp"
 #include "persistence/journal_actor.hpp"
-#include "persistence/blob_store_fs.hpp"
-#include "persistence/blob_store_s3.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
 #include "persistence/outbox_relay.hpp"
@@ -321,7 +321,8 @@ int main(int argc, char** argv) {
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
   ctx.transcode_timeout = cfg.audio.transcode_timeout;
   audio::media_limits media_limits;
-  media_limits.max_duration = std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.max_duration);
+  media_limits.max_duration =
+      std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.max_duration);
   // The transcoder reports to tracks through the router, which exists only further down: it
   // reads the handle from this slot, filled before any job can arrive.
   auto router_slot = std::make_shared<envelope_handler>();

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <memory>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -130,9 +130,9 @@ caf::expected<opened> open_input(const std::string& path, const media_limits& li
     // avformat_open_input frees the context on failure.
     if (out.until && out.until->over())
       return make_error(audio_errc::timed_out, "probing took too long");
-    return make_error(audio_errc::unsupported_format,
-                      "not an accepted audio file (mp3, flac, wav, ogg, m4a, aiff): " +
-                          av_error(rc));
+    return make_error(
+        audio_errc::unsupported_format,
+        "not an accepted audio file (mp3, flac, wav, ogg, m4a, aiff): " + av_error(rc));
   }
   out.fmt.reset(raw);
   if (!allowed_demuxers().empty()) {
@@ -160,9 +160,9 @@ const std::vector<std::string>& allowed_demuxers() {
 }
 
 const std::vector<rendition_spec>& default_ladder() {
-  static const std::vector<rendition_spec> ladder{
-      {"opus", "high", 160000}, {"opus", "low", 96000}, {"aac", "high", 256000},
-      {"aac", "low", 128000},   {"mp3", "high", 320000}, {"mp3", "low", 128000}};
+  static const std::vector<rendition_spec> ladder{{"opus", "high", 160000}, {"opus", "low", 96000},
+                                                  {"aac", "high", 256000},  {"aac", "low", 128000},
+                                                  {"mp3", "high", 320000},  {"mp3", "low", 128000}};
   return ladder;
 }
 
@@ -203,9 +203,8 @@ caf::expected<media_info> probe(const std::string& path, const media_limits& lim
                           std::to_string(limits.min_sample_rate) + ".." +
                           std::to_string(limits.max_sample_rate) + ")");
   if (info.duration_s > static_cast<double>(limits.max_duration.count()))
-    return make_error(audio_errc::too_long, "longer than " +
-                                                std::to_string(limits.max_duration.count()) +
-                                                " s");
+    return make_error(audio_errc::too_long,
+                      "longer than " + std::to_string(limits.max_duration.count()) + " s");
   auto take_tags = [&info](AVDictionary* d) {
     const AVDictionaryEntry* e = nullptr;
     while ((e = av_dict_get(d, "", e, AV_DICT_IGNORE_SUFFIX)) != nullptr) {
@@ -333,8 +332,7 @@ caf::expected<std::unique_ptr<encoder_chain>> open_chain(const rendition_spec& s
   if (codec == nullptr)
     return make_error(audio_errc::transcode_failed, std::string{"no encoder "} + codec_name);
   AVFormatContext* oc = nullptr;
-  if (avformat_alloc_output_context2(&oc, nullptr, muxer, c->out.path.c_str()) < 0 ||
-      oc == nullptr)
+  if (avformat_alloc_output_context2(&oc, nullptr, muxer, c->out.path.c_str()) < 0 || oc == nullptr)
     return make_error(audio_errc::transcode_failed, std::string{"no muxer "} + muxer);
   c->oc.reset(oc);
   c->enc.reset(avcodec_alloc_context3(codec));
@@ -369,8 +367,8 @@ caf::expected<std::unique_ptr<encoder_chain>> open_chain(const rendition_spec& s
   if (!c->fifo) return make_error(audio_errc::transcode_failed, "out of memory");
   rc = avio_open(&c->oc->pb, c->out.path.c_str(), AVIO_FLAG_WRITE);
   if (rc < 0)
-    return make_error(audio_errc::transcode_failed, "cannot write " + c->out.path + ": " +
-                                                        av_error(rc));
+    return make_error(audio_errc::transcode_failed,
+                      "cannot write " + c->out.path + ": " + av_error(rc));
   dict opts;
   if (spec.format == "aac") opts.set("movflags", "+faststart");
   rc = avformat_write_header(c->oc.get(), &opts.d);
@@ -396,18 +394,19 @@ struct loudness_scan {
     char layout[128] = {};
     av_channel_layout_describe(&dec->ch_layout, layout, sizeof layout);
     char args[512];
-    std::snprintf(args, sizeof args, "time_base=1/%d:sample_rate=%d:sample_fmt=%s:channel_layout=%s",
-                  dec->sample_rate, dec->sample_rate, av_get_sample_fmt_name(dec->sample_fmt),
-                  layout);
+    std::snprintf(args, sizeof args,
+                  "time_base=1/%d:sample_rate=%d:sample_fmt=%s:channel_layout=%s", dec->sample_rate,
+                  dec->sample_rate, av_get_sample_fmt_name(dec->sample_fmt), layout);
     int rc = avfilter_graph_create_filter(&src, avfilter_get_by_name("abuffer"), "in", args,
                                           nullptr, graph.get());
     AVFilterContext* scan = nullptr;
     if (rc >= 0)
       rc = avfilter_graph_create_filter(&scan, avfilter_get_by_name("ebur128"), "scan",
-                                        "peak=true:metadata=1:framelog=verbose", nullptr, graph.get());
+                                        "peak=true:metadata=1:framelog=verbose", nullptr,
+                                        graph.get());
     if (rc >= 0)
-      rc = avfilter_graph_create_filter(&sink, avfilter_get_by_name("abuffersink"), "out",
-                                        nullptr, nullptr, graph.get());
+      rc = avfilter_graph_create_filter(&sink, avfilter_get_by_name("abuffersink"), "out", nullptr,
+                                        nullptr, graph.get());
     if (rc >= 0) rc = avfilter_link(src, 0, scan, 0);
     if (rc >= 0) rc = avfilter_link(scan, 0, sink, 0);
     if (rc >= 0) rc = avfilter_graph_config(graph.get(), nullptr);
@@ -469,8 +468,9 @@ struct waveform_scan {
             v = static_cast<float>(reinterpret_cast<const double*>(base)[idx]);
             break;
           case AV_SAMPLE_FMT_S64:
-            v = static_cast<float>(static_cast<double>(reinterpret_cast<const int64_t*>(base)[idx]) /
-                                   9223372036854775808.0);
+            v = static_cast<float>(
+                static_cast<double>(reinterpret_cast<const int64_t*>(base)[idx]) /
+                9223372036854775808.0);
             break;
           default:
             break;

@@ -101,11 +101,11 @@ struct rendition {
 
 struct transcode_result {
   std::vector<rendition> renditions;
-  double duration_s = 0;         ///< of the decoded source
-  double integrated_lufs = 0;    ///< EBU R128 integrated loudness (libavfilter ebur128)
-  double true_peak_dbtp = 0;     ///< EBU R128 true peak
-  std::vector<float> waveform;   ///< `points` peaks in 0..1 (max |sample| over each slice)
-  double seconds_taken = 0;      ///< wall clock
+  double duration_s = 0;        ///< of the decoded source
+  double integrated_lufs = 0;   ///< EBU R128 integrated loudness (libavfilter ebur128)
+  double true_peak_dbtp = 0;    ///< EBU R128 true peak
+  std::vector<float> waveform;  ///< `points` peaks in 0..1 (max |sample| over each slice)
+  double seconds_taken = 0;     ///< wall clock
 };
 
 /// Decodes `input` once and feeds every rendition of `ladder` (written into `out_dir`), the

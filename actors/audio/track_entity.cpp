@@ -118,9 +118,9 @@ void schedule_dispatch(track_self self, std::chrono::milliseconds after, Then th
     return;
   }
   auto due = unix_ms_now() + after.count();
-  self->request(st.reminders, journal_timeout, remind_atom_v, std::string{track_kind},
-                st.base.id, std::string{dispatch_name}, int64_t{due},
-                type_of<messages::TrackDispatch>(), messages::TrackDispatch{}.SerializeAsString())
+  self->request(st.reminders, journal_timeout, remind_atom_v, std::string{track_kind}, st.base.id,
+                std::string{dispatch_name}, int64_t{due}, type_of<messages::TrackDispatch>(),
+                messages::TrackDispatch{}.SerializeAsString())
       .then([then](int64_t) mutable { then(caf::error{}); },
             [then](caf::error& err) mutable { then(std::move(err)); });
 }
@@ -128,8 +128,8 @@ void schedule_dispatch(track_self self, std::chrono::milliseconds after, Then th
 void cancel_dispatch(track_self self) {
   auto& st = self->state;
   if (st.reminders)
-    self->request(st.reminders, journal_timeout, cancel_atom_v, std::string{track_kind},
-                  st.base.id, std::string{dispatch_name})
+    self->request(st.reminders, journal_timeout, cancel_atom_v, std::string{track_kind}, st.base.id,
+                  std::string{dispatch_name})
         .then([](bool) {}, [](caf::error&) {});
 }
 
@@ -220,8 +220,8 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
               return no_events();
             if (m.info.attempts() >= max_attempts) {
               messages::TrackFailed ev;
-              ev.set_reason("transcoding did not finish after " +
-                            std::to_string(max_attempts) + " attempts");
+              ev.set_reason("transcoding did not finish after " + std::to_string(max_attempts) +
+                            " attempts");
               return std::vector<new_event>{event_of(ev)};
             }
             messages::TrackProcessing ev;

@@ -124,8 +124,8 @@ class job_runner {
         return std::fwrite(c.data(), 1, c.size(), out) == c.size();
       });
       std::fclose(out);
-      if (!read) return fail(job, "the upload cannot be read: " + error_detail(read.error()),
-                             false);
+      if (!read)
+        return fail(job, "the upload cannot be read: " + error_detail(read.error()), false);
     }
     auto info = probe(input, cfg_.limits);
     if (!info) return fail(job, error_detail(info.error()), !is_retryable(info.error()));

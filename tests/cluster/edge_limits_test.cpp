@@ -105,8 +105,9 @@ TEST_CASE(
   {
     raw_conn conn{port};
     REQUIRE(conn.connected());
-    conn.send("POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              "Content-Length: 2000000\r\n\r\n");
+    conn.send(
+        "POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2000000\r\n\r\n");
     auto res = conn.read_all(10s);
     CHECK(status_line(res) == "HTTP/1.1 413 Payload Too Large");
     CHECK(has(res, R"({"error":{"code":"payload_too_large")"));
@@ -115,8 +116,9 @@ TEST_CASE(
   // A chunked body that grows past the limit is cut off as it arrives.
   {
     raw_conn conn{port};
-    conn.send("POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              "Transfer-Encoding: chunked\r\n\r\n");
+    conn.send(
+        "POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n");
     std::string chunk(64 * 1024, 'a');
     char size[16];
     std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());

@@ -5,16 +5,17 @@
 #include <random>
 #include <string>
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include "messages/live.hpp"
 #include "messages/users.pb.h"
+#include "tests/support/accounts.hpp"
 #include "tests/support/test_cluster.hpp"
 
 // /v1/ws against real nodes: authentication, topics a user may hold, live delivery from an
@@ -31,28 +32,6 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using headers = std::vector<std::pair<std::string, std::string>>;
-
-std::string unique(const std::string& base) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  return base + std::to_string(rng() % 1000000000);
-}
-
-/// Registers and logs in: the user and its token.
-std::pair<messages::Me, std::string> member(uint16_t port, const std::string& name) {
-  auto reg = test::http_call(port, "POST", "/v1/auth/register",
-                             R"({"username":")" + name + R"(","email":")" + name +
-                                 R"(@example.org","password":"correct horse battery"})");
-  REQUIRE_MESSAGE(reg.status == 201, reg.body);
-  auto login = test::http_call(port, "POST", "/v1/auth/login",
-                               R"({"username":")" + name +
-                                   R"(","password":"correct horse battery"})");
-  REQUIRE_MESSAGE(login.status == 200, login.body);
-  messages::LoginResult out;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(login.body, &out, opts).ok());
-  return {out.user(), out.token()};
-}
 
 /// A JSON object's field as text ("" when absent); numbers as integers.
 std::string field(const std::optional<std::string>& json, const std::string& path) {
@@ -86,8 +65,7 @@ class ws_client {
  public:
   /// Connects to 127.0.0.1:port and upgrades `target`; with `token`, as a bearer. A small
   /// `rcvbuf` makes the client's kernel buffer little (slow-reader tests).
-  ws_client(uint16_t port, const std::string& target, const std::string& token,
-            int rcvbuf = 0) {
+  ws_client(uint16_t port, const std::string& target, const std::string& token, int rcvbuf = 0) {
     auto& sock = ws_.next_layer();
     sock.open(tcp::v4());
     if (rcvbuf > 0) sock.set_option(net::socket_base::receive_buffer_size(rcvbuf));
@@ -192,8 +170,8 @@ TEST_CASE(
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;
   auto p1 = c.at(1).http_port;
-  auto [star, star_token] = member(p0, unique("star"));
-  auto [fan, fan_token] = member(p1, unique("fan"));
+  auto [star, star_token] = test::member(p0, test::unique_name("star"));
+  auto [fan, fan_token] = test::member(p1, test::unique_name("fan"));
 
   // No token, a malformed one, an unknown one: refused before the upgrade.
   CHECK(ws_client{p1, "/v1/ws", ""}.status() == 401);
@@ -240,7 +218,7 @@ TEST_CASE(
 
   // Following again changes nothing and says nothing: the next event is the next follower's.
   REQUIRE(follow(p0, star.id(), fan_token).status == 204);
-  auto [third, third_token] = member(p0, unique("third"));
+  auto [third, third_token] = test::member(p0, test::unique_name("third"));
   REQUIRE(follow(p1, star.id(), third_token).status == 204);
   CHECK(field(star_ws.next(), "data.by") == third.id());
 
@@ -262,7 +240,7 @@ TEST_CASE(
   c.start_all();
   REQUIRE(c.converged(60s));
   auto port = c.at(0).http_port;
-  auto [user, token] = member(port, unique("reader"));
+  auto [user, token] = test::member(port, test::unique_name("reader"));
   auto topic = notifications_topic(user.id());
 
   ws_client slow{port, "/v1/ws", token, 4096};
@@ -310,7 +288,7 @@ TEST_CASE(
   c.start_all();
   REQUIRE(c.converged(60s));
   auto port = c.at(0).http_port;
-  auto [user, token] = member(port, unique("quiet"));
+  auto [user, token] = test::member(port, test::unique_name("quiet"));
 
   ws_client silent{port, "/v1/ws", token};  // never reads: never answers a ping
   REQUIRE(silent.status() == 101);
@@ -333,7 +311,7 @@ TEST_CASE("WebSocket: logging out ends the connections opened with that session"
   c.start_all();
   REQUIRE(c.converged(60s));
   auto port = c.at(0).http_port;
-  auto [user, token] = member(port, unique("leaver"));
+  auto [user, token] = test::member(port, test::unique_name("leaver"));
   ws_client ws{port, "/v1/ws", token};
   REQUIRE(ws.status() == 101);
   ws.send(subscribe(notifications_topic(user.id())));
@@ -341,8 +319,8 @@ TEST_CASE("WebSocket: logging out ends the connections opened with that session"
   // Still connected across several checks while the session lives.
   ws.send(R"({"type":"ping"})");
   CHECK(field(ws.next(), "type") == "pong");
-  auto out = test::http_call(port, "POST", "/v1/auth/logout", "",
-                             {{"Authorization", "Bearer " + token}});
+  auto out =
+      test::http_call(port, "POST", "/v1/auth/logout", "", {{"Authorization", "Bearer " + token}});
   REQUIRE_MESSAGE(out.status == 204, out.body);
   CHECK(ws.next(10s) == std::nullopt);
   CHECK(ws.ended());

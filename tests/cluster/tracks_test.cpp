@@ -12,6 +12,7 @@
 #include "messages/audio.pb.h"
 #include "messages/users.pb.h"
 #include "nodes/placement.hpp"
+#include "tests/support/accounts.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_cluster.hpp"
 
@@ -25,11 +26,6 @@ namespace {
 
 using headers = std::vector<std::pair<std::string, std::string>>;
 
-std::string unique(const std::string& base) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  return base + std::to_string(rng() % 1000000000);
-}
-
 template <class Message>
 std::optional<Message> parse(const std::string& json) {
   Message m;
@@ -37,29 +33,6 @@ std::optional<Message> parse(const std::string& json) {
   opts.ignore_unknown_fields = true;
   if (!google::protobuf::util::JsonStringToMessage(json, &m, opts).ok()) return std::nullopt;
   return m;
-}
-
-headers bearer(const std::string& token) {
-  return {{"Authorization", "Bearer " + token}};
-}
-
-/// Registers and logs in; with `artist`, also becomes an artist. The user and its token.
-std::pair<messages::Me, std::string> member(uint16_t port, const std::string& name,
-                                            bool artist) {
-  auto reg = test::http_call(port, "POST", "/v1/auth/register",
-                             R"({"username":")" + name + R"(","email":")" + name +
-                                 R"(@example.org","password":"correct horse battery"})");
-  REQUIRE_MESSAGE(reg.status == 201, reg.body);
-  auto login = test::http_call(port, "POST", "/v1/auth/login",
-                               R"({"username":")" + name +
-                                   R"(","password":"correct horse battery"})");
-  REQUIRE_MESSAGE(login.status == 200, login.body);
-  auto result = parse<messages::LoginResult>(login.body);
-  REQUIRE(result);
-  if (artist)
-    REQUIRE(test::http_call(port, "POST", "/v1/me/artist", "", bearer(result->token())).status ==
-            200);
-  return {result->user(), result->token()};
 }
 
 bool error_is(const test::http_reply& r, int status, const std::string& code) {
@@ -81,9 +54,9 @@ TEST_CASE(
     "anonymous callers are refused, and a private track is its owner's alone") {
   test::temp_dir dir;
   auto flac = dir.path() + "/song.flac";
-  auto made = test::run({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                         "sine=f=440:d=4:r=44100", "-ac", "2", "-metadata", "genre=Testcore",
-                         flac});
+  auto made =
+      test::run({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=4:r=44100",
+                 "-ac", "2", "-metadata", "genre=Testcore", flac});
   REQUIRE_MESSAGE(made.exit_code == 0, made.output);
   auto audio = test::read_file(flac);
 
@@ -92,29 +65,30 @@ TEST_CASE(
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;
   auto p1 = c.at(1).http_port;
-  auto [artist, token] = member(p0, unique("band"), true);
-  auto [fan, fan_token] = member(p1, unique("fan"), false);
+  auto [artist, token] = test::member(p0, test::unique_name("band"), true);
+  auto [fan, fan_token] = test::member(p1, test::unique_name("fan"), false);
   auto titled = [](headers h, const std::string& title) {
     h.emplace_back("X-Track-Title", title);
     return h;
   };
 
   CHECK(error_is(upload(p0, audio, "audio/flac", titled({}, "Song")), 401, "unauthenticated"));
-  CHECK(error_is(upload(p0, audio, "audio/flac", titled(bearer(fan_token), "Song")), 403,
+  CHECK(error_is(upload(p0, audio, "audio/flac", titled(test::bearer(fan_token), "Song")), 403,
                  "forbidden"));
-  CHECK(error_is(upload(p0, audio, "text/plain", titled(bearer(token), "Song")), 415,
+  CHECK(error_is(upload(p0, audio, "text/plain", titled(test::bearer(token), "Song")), 415,
                  "unsupported_media_type"));
-  CHECK(error_is(upload(p0, audio, "audio/flac", bearer(token)), 422, "validation"));
-  CHECK(error_is(upload(p0, "", "audio/flac", titled(bearer(token), "Song")), 422, "validation"));
-  auto text = upload(p0, "These are words, not sound. Nothing to hear here at all.\n",
-                     "audio/mpeg", titled(bearer(token), "Song"));
+  CHECK(error_is(upload(p0, audio, "audio/flac", test::bearer(token)), 422, "validation"));
+  CHECK(error_is(upload(p0, "", "audio/flac", titled(test::bearer(token), "Song")), 422,
+                 "validation"));
+  auto text = upload(p0, "These are words, not sound. Nothing to hear here at all.\n", "audio/mpeg",
+                     titled(test::bearer(token), "Song"));
   CHECK(error_is(text, 415, "unsupported_media_type"));
   CHECK(text.body.find("not an accepted audio file") != std::string::npos);
-  auto bad_vis = titled(bearer(token), "Song");
+  auto bad_vis = titled(test::bearer(token), "Song");
   bad_vis.emplace_back("X-Track-Visibility", "secret");
   CHECK(error_is(upload(p0, audio, "audio/flac", bad_vis), 422, "validation"));
 
-  auto h = titled(bearer(token), "Night Drive");
+  auto h = titled(test::bearer(token), "Night Drive");
   h.emplace_back("X-Track-Visibility", "private");
   auto accepted = upload(p1, audio, "audio/flac", h);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
@@ -128,7 +102,7 @@ TEST_CASE(
   // Processing happens in the background: the owner polls until it settles.
   std::optional<messages::TrackInfo> track;
   CHECK(test::eventually(120s, [&] {
-    auto r = test::http_get(p0, "/v1/tracks/" + created->id(), bearer(token));
+    auto r = test::http_get(p0, "/v1/tracks/" + created->id(), test::bearer(token));
     track = parse<messages::TrackInfo>(r.body);
     return track && (track->status() == "ready" || track->status() == "failed");
   }));
@@ -153,11 +127,11 @@ TEST_CASE(
   REQUIRE(opus_low != nullptr);
   auto size = static_cast<size_t>(opus_low->size());
   auto ranged = [&](const std::string& range) {
-    auto h2 = bearer(token);
+    auto h2 = test::bearer(token);
     h2.emplace_back("Range", range);
     return test::http_get(p1, stream, h2);
   };
-  auto whole = test::http_get(p1, stream, bearer(token));
+  auto whole = test::http_get(p1, stream, test::bearer(token));
   CHECK(whole.status == 200);
   CHECK(whole.body.size() == size);
   CHECK(whole.header("Content-Length") == std::to_string(size));
@@ -172,9 +146,8 @@ TEST_CASE(
   auto last = ranged("bytes=-1");
   CHECK(last.status == 206);
   CHECK(last.body == whole.body.substr(size - 1));
-  CHECK(last.header("Content-Range") ==
-        "bytes " + std::to_string(size - 1) + "-" + std::to_string(size - 1) + "/" +
-            std::to_string(size));
+  CHECK(last.header("Content-Range") == "bytes " + std::to_string(size - 1) + "-" +
+                                            std::to_string(size - 1) + "/" + std::to_string(size));
   auto tail = ranged("bytes=100-");
   CHECK(tail.status == 206);
   CHECK(tail.body == whole.body.substr(100));
@@ -186,17 +159,17 @@ TEST_CASE(
   auto malformed = ranged("bytes=abc");
   CHECK(malformed.status == 200);
   CHECK(malformed.body.size() == size);
-  auto h3 = bearer(token);
+  auto h3 = test::bearer(token);
   h3.emplace_back("If-None-Match", whole.header("ETag"));
   CHECK(test::http_get(p1, stream, h3).status == 304);
   CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id() + "/stream?format=flac",
-                                bearer(token)),
+                                test::bearer(token)),
                  422, "validation"));
   CHECK(error_is(test::http_get(p0, stream), 404, "not_found"));
 
   // Private: the owner sees it, nobody else does (not even that it exists).
   CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id()), 404, "not_found"));
-  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id(), bearer(fan_token)), 404,
+  CHECK(error_is(test::http_get(p1, "/v1/tracks/" + created->id(), test::bearer(fan_token)), 404,
                  "not_found"));
   CHECK(error_is(test::http_get(p1, "/v1/tracks/" + std::string(32, 'e')), 404, "not_found"));
 }
@@ -207,8 +180,8 @@ TEST_CASE("uploads over the size limit are refused while they arrive, with 413")
   c.start_all();
   REQUIRE(c.converged(60s));
   auto port = c.at(0).http_port;
-  auto [artist, token] = member(port, unique("big"), true);
-  auto h = bearer(token);
+  auto [artist, token] = test::member(port, test::unique_name("big"), true);
+  auto h = test::bearer(token);
   h.emplace_back("X-Track-Title", "Too long");
   auto r = upload(port, std::string(300000, '\x55'), "audio/wav", h);
   CHECK(error_is(r, 413, "payload_too_large"));
@@ -231,8 +204,8 @@ TEST_CASE(
   c.set_section("chorus.audio", "transcode-timeout=10s\n");
   c.start_all();
   REQUIRE(c.converged(60s));
-  auto [artist, token] = member(c.at(0).http_port, unique("sturdy"), true);
-  auto h = bearer(token);
+  auto [artist, token] = test::member(c.at(0).http_port, test::unique_name("sturdy"), true);
+  auto h = test::bearer(token);
   h.emplace_back("X-Track-Title", "Survivor");
   auto accepted = upload(c.at(0).http_port, audio, "audio/flac", h);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
@@ -244,7 +217,8 @@ TEST_CASE(
   size_t victim = owner == "n1" ? 0 : 1;
   size_t survivor = 1 - victim;
   REQUIRE(test::eventually(30s, [&] {
-    auto t = parse<messages::TrackInfo>(test::http_get(c.at(survivor).http_port, "/v1/tracks/" + id).body);
+    auto t = parse<messages::TrackInfo>(
+        test::http_get(c.at(survivor).http_port, "/v1/tracks/" + id).body);
     return t && t->status() == "processing";
   }));
   c.at(victim).process->signal(SIGKILL);

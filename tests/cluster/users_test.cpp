@@ -493,12 +493,11 @@ TEST_CASE(
   auto [busy, busy_token] = member(c.at(0).http_port, unique("busy"));
   auto [calm, calm_token] = member(c.at(1).http_port, unique("calm"));
   for (int i = 0; i < 3; ++i) {
-    auto r = test::http_get(c.at(static_cast<size_t>(i % 2)).http_port, "/v1/me",
-                            bearer(busy_token));
+    auto r =
+        test::http_get(c.at(static_cast<size_t>(i % 2)).http_port, "/v1/me", bearer(busy_token));
     CHECK(r.status == 200);
     CHECK(r.header("RateLimit-Policy") == R"("user-read";q=3;w=60)");
-    CHECK(r.header("RateLimit").rfind("\"user-read\";r=" + std::to_string(2 - i) + ";t=", 0) ==
-          0);
+    CHECK(r.header("RateLimit").rfind("\"user-read\";r=" + std::to_string(2 - i) + ";t=", 0) == 0);
   }
   auto over = test::http_get(c.at(1).http_port, "/v1/me", bearer(busy_token));
   CHECK(error_is(over, 429, "rate_limited"));
@@ -513,8 +512,8 @@ TEST_CASE(
   CHECK(test::http_call(c.at(1).http_port, "DELETE", "/v1/users/" + calm.id() + "/follow", "",
                         bearer(busy_token))
             .status == 204);
-  CHECK(error_is(test::http_call(c.at(0).http_port, "POST",
-                                 "/v1/users/" + calm.id() + "/follow", "", bearer(busy_token)),
+  CHECK(error_is(test::http_call(c.at(0).http_port, "POST", "/v1/users/" + calm.id() + "/follow",
+                                 "", bearer(busy_token)),
                  429, "rate_limited"));
   // Anonymous calls are not counted against anyone: they are refused as before.
   CHECK(error_is(test::http_get(c.at(0).http_port, "/v1/me"), 401, "unauthenticated"));

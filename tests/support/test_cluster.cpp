@@ -147,12 +147,14 @@ void test_cluster::write_conf() {
   for (const auto& nd : nodes_)
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
-         << ", metrics-port=" << nd.metrics_port << ", roles=[\"edge\", \"entity\", \"transcode\"]},\n";
+         << ", metrics-port=" << nd.metrics_port
+         << ", roles=[\"edge\", \"entity\", \"transcode\"]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n";
   for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
   // Tests send thousands of requests from one address: per-address rate limits are off unless
   // a test sets [chorus.edge] itself (then cluster.conf's defaults apply to what it omits).
-  if (sections_.count("chorus.edge") == 0) conf << "[chorus.edge]\nread-limit=0\nwrite-limit=0\nuser-read-limit=0\nuser-write-limit=0\n";
+  if (sections_.count("chorus.edge") == 0)
+    conf << "[chorus.edge]\nread-limit=0\nwrite-limit=0\nuser-read-limit=0\nuser-write-limit=0\n";
   conf << storage_section(postgres_dsn_, redis_url_)
        << "[middleman]\nheartbeat-interval=200ms\nconnection-timeout=1200ms\n"
        << "[scheduler]\nmax-threads=2\n";

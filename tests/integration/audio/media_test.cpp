@@ -47,9 +47,9 @@ std::string decode_errors(const std::string& path) {
 
 /// Integrated loudness by the ffmpeg CLI's ebur128 filter.
 double cli_loudness(const std::string& path) {
-  auto r = test::run({"ffmpeg", "-hide_banner", "-nostats", "-i", path, "-af", "ebur128",
-                      "-f", "null", "-"},
-                     120s);
+  auto r = test::run(
+      {"ffmpeg", "-hide_banner", "-nostats", "-i", path, "-af", "ebur128", "-f", "null", "-"},
+      120s);
   std::smatch m;
   static const std::regex integrated{R"(I:\s+(-?[0-9.]+) LUFS)"};
   std::string out = r.output;
@@ -77,8 +77,7 @@ std::string le16(uint16_t v) {
 }
 
 bool is(const caf::error& err, audio::audio_errc code) {
-  return err && err.category() == audio::audio_category &&
-         err.code() == static_cast<uint8_t>(code);
+  return err && err.category() == audio::audio_category && err.code() == static_cast<uint8_t>(code);
 }
 
 }  // namespace
@@ -158,11 +157,33 @@ TEST_CASE("tags and embedded cover art are read from the upload") {
   auto plain = dir.path() + "/plain.mp3";
   make_audio("sine=f=330:d=2", {"-c:a", "libmp3lame"}, plain);
   auto tagged = dir.path() + "/tagged.mp3";
-  auto r = test::run({"ffmpeg", "-v", "error", "-y", "-i", plain, "-i", cover, "-map", "0",
-                      "-map", "1", "-c", "copy", "-id3v2_version", "3", "-metadata",
-                      "title=Night Drive", "-metadata", "artist=The Testers", "-metadata",
-                      "album=Fixtures", "-metadata", "genre=Synthwave", "-disposition:v",
-                      "attached_pic", tagged});
+  auto r = test::run({"ffmpeg",
+                      "-v",
+                      "error",
+                      "-y",
+                      "-i",
+                      plain,
+                      "-i",
+                      cover,
+                      "-map",
+                      "0",
+                      "-map",
+                      "1",
+                      "-c",
+                      "copy",
+                      "-id3v2_version",
+                      "3",
+                      "-metadata",
+                      "title=Night Drive",
+                      "-metadata",
+                      "artist=The Testers",
+                      "-metadata",
+                      "album=Fixtures",
+                      "-metadata",
+                      "genre=Synthwave",
+                      "-disposition:v",
+                      "attached_pic",
+                      tagged});
   REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   auto info = audio::probe(tagged, {});
   REQUIRE_MESSAGE(info, error_detail(info.error()));
@@ -210,8 +231,8 @@ TEST_CASE(
   CHECK(!channels);
   // A truncated file may still probe (its header is intact); transcoding it either refuses it
   // or yields only what is there. Neither may crash.
-  auto cut = audio::transcode(p("truncated.flac"), p("out-truncated"), audio::default_ladder(),
-                              limits);
+  auto cut =
+      audio::transcode(p("truncated.flac"), p("out-truncated"), audio::default_ladder(), limits);
   if (cut) CHECK(cut->duration_s < 5.0);
   CHECK(!audio::transcode(p("text.mp3"), p("out-text"), audio::default_ladder(), limits));
 

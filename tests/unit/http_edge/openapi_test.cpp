@@ -12,8 +12,8 @@
 #include "common/json_log.hpp"
 #include "http_edge/edge_server.hpp"
 #include "http_edge/live_connections.hpp"
-#include "http_edge/track_routes.hpp"
 #include "http_edge/openapi.hpp"
+#include "http_edge/track_routes.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
 #include "nodes/node_system_config.hpp"
@@ -60,8 +60,8 @@ TEST_CASE(
                            [] { return messages::ReadyReport{}; },
                            [] { return caf::expected<messages::DeadLetters>{caf::error{}}; },
                            nullptr};
-  edge::edge_server edge{ec, hooks, sys, entities, metrics, log,
-                         std::make_shared<edge::live_connections>()};
+  edge::edge_server edge{
+      ec, hooks, sys, entities, metrics, log, std::make_shared<edge::live_connections>()};
   edge.add_routes([](edge::edge_api& api) { edge::add_user_routes(api, {}); });
   edge.add_routes([](edge::edge_api& api) { edge::add_track_routes(api, {}); });
   route_set served;

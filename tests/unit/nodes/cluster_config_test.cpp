@@ -380,7 +380,7 @@ TEST_CASE("chorus.audio: upload size, longest audio, transcode workers and timeo
   CHECK(error_of(good_with("[chorus.membership]",
                            "[chorus.audio]\nmax-upload-bytes=10\n[chorus.membership]")) ==
         "/etc/chorus/test.conf: chorus.audio.max-upload-bytes: must be 1024..17179869184");
-  CHECK(error_of(good_with("[chorus.membership]",
-                           "[chorus.audio]\ntranscode=1\n[chorus.membership]"))
-            .find("chorus.audio.transcode: unknown key") != std::string::npos);
+  CHECK(
+      error_of(good_with("[chorus.membership]", "[chorus.audio]\ntranscode=1\n[chorus.membership]"))
+          .find("chorus.audio.transcode: unknown key") != std::string::npos);
 }
