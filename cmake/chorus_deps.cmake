@@ -25,8 +25,9 @@ find_package(Protobuf REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
-# FFmpeg 5.1 in-process (actors/audio): validation and the transcode ladder.
-pkg_check_modules(AV REQUIRED IMPORTED_TARGET libavformat libavcodec libavfilter libswresample libavutil)
+# FFmpeg 5.1 in-process (actors/audio): validation, the transcode ladder and cover art resizing.
+pkg_check_modules(AV REQUIRED IMPORTED_TARGET
+  libavformat libavcodec libavfilter libswresample libswscale libavutil)
 # cpp-httplib is a compiled library whose class layout depends on the defines in its .pc file.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(prometheus-cpp CONFIG REQUIRED)

@@ -1,14 +1,18 @@
 #include "actors/audio/media.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -21,8 +25,10 @@ extern "C" {
 #include <libavutil/dict.h>
 #include <libavutil/log.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
 }
 
 namespace chorus::audio {
@@ -60,6 +66,9 @@ struct fifo_freer {
 struct graph_freer {
   void operator()(AVFilterGraph* p) const { avfilter_graph_free(&p); }
 };
+struct sws_freer {
+  void operator()(SwsContext* p) const { sws_freeContext(p); }
+};
 struct output_closer {
   void operator()(AVFormatContext* p) const {
     if (p->pb != nullptr) avio_closep(&p->pb);
@@ -75,6 +84,13 @@ using swr_ptr = std::unique_ptr<SwrContext, swr_freer>;
 using fifo_ptr = std::unique_ptr<AVAudioFifo, fifo_freer>;
 using graph_ptr = std::unique_ptr<AVFilterGraph, graph_freer>;
 using output_ptr = std::unique_ptr<AVFormatContext, output_closer>;
+using sws_ptr = std::unique_ptr<SwsContext, sws_freer>;
+
+// FFmpeg logs to stderr; a node's log is JSON lines. Errors come back as values instead.
+void silence_ffmpeg() {
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { av_log_set_level(AV_LOG_QUIET); });
+}
 
 struct dict {
   AVDictionary* d = nullptr;
@@ -107,9 +123,7 @@ std::string lower(std::string s) {
 }
 
 caf::expected<opened> open_input(const std::string& path, const media_limits& limits) {
-  // FFmpeg logs to stderr; a node's log is JSON lines. Errors come back as values instead.
-  static std::once_flag quiet;
-  std::call_once(quiet, [] { av_log_set_level(AV_LOG_QUIET); });
+  silence_ffmpeg();
   opened out;
   out.until =
       std::make_unique<deadline>(deadline{clock_type::now() + limits.budget, limits.cancel});
@@ -723,6 +737,313 @@ caf::expected<transcode_result> transcode(const std::string& input, const std::s
   }
   result.seconds_taken = std::chrono::duration<double>(clock_type::now() - started).count();
   return result;
+}
+
+// ---- Cover art ----
+
+namespace {
+
+struct picture_header {
+  AVCodecID codec = AV_CODEC_ID_NONE;
+  int width = 0;
+  int height = 0;
+  /// False for a JPEG without its end-of-image marker: cut short (the decoder would fill in the
+  /// missing part grey and say nothing when only the last few bytes are gone).
+  bool complete = true;
+};
+
+uint8_t byte_at(const std::string& b, size_t i) {
+  return static_cast<uint8_t>(b[i]);
+}
+
+int be16(const std::string& b, size_t i) {
+  return (byte_at(b, i) << 8) | byte_at(b, i + 1);
+}
+
+// The dimensions a JPEG declares in its frame header (SOFn), found by walking the marker segments
+// that come before it; nothing when the walk leaves the data or meets a scan first.
+std::optional<picture_header> jpeg_header(const std::string& b) {
+  size_t pos = 2;
+  while (pos + 4 <= b.size()) {
+    if (byte_at(b, pos) != 0xFF) return std::nullopt;
+    uint8_t marker = byte_at(b, pos + 1);
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
+      pos += 2;
+      continue;
+    }
+    if (marker == 0xD8 || marker == 0xD9 || marker == 0xDA) return std::nullopt;
+    auto length = static_cast<size_t>(be16(b, pos + 2));
+    if (length < 2) return std::nullopt;
+    // SOF0..SOF15, less DHT (C4), JPG (C8) and DAC (CC), which share the range.
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+      if (length < 8 || pos + 9 > b.size()) return std::nullopt;
+      // Entropy-coded data stuffs every FF with 00, so FF D9 after the frame header is the EOI
+      // (an EXIF thumbnail's own EOI comes before it).
+      bool complete = b.find("\xFF\xD9", pos + 2 + length) != std::string::npos;
+      return picture_header{AV_CODEC_ID_MJPEG, be16(b, pos + 7), be16(b, pos + 5), complete};
+    }
+    pos += 2 + length;
+  }
+  return std::nullopt;
+}
+
+// The dimensions in a PNG's IHDR, which must be its first chunk.
+std::optional<picture_header> png_header(const std::string& b) {
+  if (b.size() < 8 + 8 + 13 + 4 || b.compare(12, 4, "IHDR") != 0) return std::nullopt;
+  auto be32 = [&b](size_t i) {
+    return (uint32_t{byte_at(b, i)} << 24) | (uint32_t{byte_at(b, i + 1)} << 16) |
+           (uint32_t{byte_at(b, i + 2)} << 8) | uint32_t{byte_at(b, i + 3)};
+  };
+  uint32_t w = be32(16);
+  uint32_t h = be32(20);
+  // PNG allows up to 2^31 - 1; anything that large is over every limit anyway.
+  constexpr uint32_t cap = 1u << 30;
+  return picture_header{AV_CODEC_ID_PNG, static_cast<int>(std::min(w, cap)),
+                        static_cast<int>(std::min(h, cap)), true};
+}
+
+// What the magic bytes and the header say `art` is, or why it is refused.
+caf::expected<picture_header> read_header(const std::string& art, const cover_limits& limits) {
+  if (art.empty()) return make_error(audio_errc::invalid_media, "the cover art is empty");
+  if (art.size() > limits.max_bytes)
+    return make_error(audio_errc::invalid_media, "the cover art is larger than " +
+                                                     std::to_string(limits.max_bytes) + " bytes");
+  static const std::string jpeg_magic{"\xFF\xD8\xFF"};
+  static const std::string png_magic{"\x89PNG\r\n\x1A\n"};
+  std::optional<picture_header> header;
+  if (art.compare(0, jpeg_magic.size(), jpeg_magic) == 0)
+    header = jpeg_header(art);
+  else if (art.compare(0, png_magic.size(), png_magic) == 0)
+    header = png_header(art);
+  else
+    return make_error(audio_errc::invalid_media, "the cover art is not a JPEG or PNG");
+  if (!header) return make_error(audio_errc::invalid_media, "the cover art has no valid header");
+  if (!header->complete) return make_error(audio_errc::invalid_media, "the cover art is cut short");
+  if (header->width < 1 || header->height < 1 || header->width > limits.max_side ||
+      header->height > limits.max_side)
+    return make_error(audio_errc::invalid_media,
+                      "the cover art is " + std::to_string(header->width) + "x" +
+                          std::to_string(header->height) + " (at most " +
+                          std::to_string(limits.max_side) + " on either side)");
+  return *header;
+}
+
+caf::expected<frame_ptr> decode_picture(const std::string& art, const picture_header& header,
+                                        const cover_limits& limits) {
+  const AVCodec* codec = avcodec_find_decoder(header.codec);
+  if (codec == nullptr)
+    return make_error(audio_errc::transcode_failed,
+                      std::string{"no decoder "} + avcodec_get_name(header.codec));
+  codec_ptr dec{avcodec_alloc_context3(codec)};
+  if (!dec) return make_error(audio_errc::transcode_failed, "out of memory");
+  dec->thread_count = 1;
+  // The header was checked, but the decoder reads its own: it refuses before allocating.
+  dec->max_pixels = int64_t{limits.max_side} * limits.max_side;
+  // A damaged picture is refused rather than shown half grey.
+  dec->err_recognition = AV_EF_EXPLODE;
+  int rc = avcodec_open2(dec.get(), codec, nullptr);
+  if (rc < 0) return make_error(audio_errc::transcode_failed, "image decoder: " + av_error(rc));
+  packet_ptr pkt{av_packet_alloc()};
+  if (!pkt) return make_error(audio_errc::transcode_failed, "out of memory");
+  if (art.size() > static_cast<size_t>(INT_MAX - AV_INPUT_BUFFER_PADDING_SIZE))
+    return make_error(audio_errc::invalid_media, "the cover art is too large");
+  // av_new_packet adds the zeroed padding the decoders may read past the end.
+  rc = av_new_packet(pkt.get(), static_cast<int>(art.size()));
+  if (rc < 0) return make_error(audio_errc::transcode_failed, "out of memory");
+  std::memcpy(pkt->data, art.data(), art.size());
+  rc = avcodec_send_packet(dec.get(), pkt.get());
+  if (rc < 0)
+    return make_error(audio_errc::invalid_media, "the cover art does not decode: " + av_error(rc));
+  rc = avcodec_send_packet(dec.get(), nullptr);
+  if (rc < 0 && rc != AVERROR_EOF)
+    return make_error(audio_errc::invalid_media, "the cover art does not decode: " + av_error(rc));
+  frame_ptr frame{av_frame_alloc()};
+  if (!frame) return make_error(audio_errc::transcode_failed, "out of memory");
+  rc = avcodec_receive_frame(dec.get(), frame.get());
+  if (rc < 0)
+    return make_error(audio_errc::invalid_media, "the cover art does not decode: " + av_error(rc));
+  if ((frame->flags & AV_FRAME_FLAG_CORRUPT) != 0 || frame->decode_error_flags != 0)
+    return make_error(audio_errc::invalid_media, "the cover art is damaged");
+  if (frame->width < 1 || frame->height < 1 || frame->width > limits.max_side ||
+      frame->height > limits.max_side || frame->format == AV_PIX_FMT_NONE)
+    return make_error(audio_errc::invalid_media, "the cover art decodes to an unusable picture");
+  return frame;
+}
+
+// Converts `src` into `dst` (allocated by the caller: format, width, height set) with libswscale.
+caf::error convert(const AVFrame* src, AVFrame* dst) {
+  sws_ptr sws{sws_getContext(src->width, src->height, static_cast<AVPixelFormat>(src->format),
+                             dst->width, dst->height, static_cast<AVPixelFormat>(dst->format),
+                             SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr,
+                             nullptr)};
+  if (!sws) {
+    const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(src->format));
+    return make_error(audio_errc::transcode_failed,
+                      std::string{"no conversion from "} + (name != nullptr ? name : "?"));
+  }
+  // A full-range (JPEG) grey or YUV source that libswscale cannot tell from its format (range
+  // means nothing to RGB).
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(src->format));
+  if (src->color_range == AVCOL_RANGE_JPEG && desc != nullptr &&
+      (desc->flags & AV_PIX_FMT_FLAG_RGB) == 0) {
+    int* inv = nullptr;
+    int* table = nullptr;
+    int src_range = 0;
+    int dst_range = 0;
+    int brightness = 0;
+    int contrast = 0;
+    int saturation = 0;
+    if (sws_getColorspaceDetails(sws.get(), &inv, &src_range, &table, &dst_range, &brightness,
+                                 &contrast, &saturation) < 0 ||
+        sws_setColorspaceDetails(sws.get(), inv, 1, table, dst_range, brightness, contrast,
+                                 saturation) < 0)
+      return make_error(audio_errc::transcode_failed, "colour range conversion");
+  }
+  int rc = sws_scale(sws.get(), src->data, src->linesize, 0, src->height, dst->data, dst->linesize);
+  if (rc <= 0) return make_error(audio_errc::transcode_failed, "scaling failed: " + av_error(rc));
+  return {};
+}
+
+caf::expected<frame_ptr> alloc_picture(AVPixelFormat format, int width, int height) {
+  frame_ptr f{av_frame_alloc()};
+  if (!f) return make_error(audio_errc::transcode_failed, "out of memory");
+  f->format = format;
+  f->width = width;
+  f->height = height;
+  if (av_frame_get_buffer(f.get(), 0) < 0)
+    return make_error(audio_errc::transcode_failed, "out of memory");
+  return f;
+}
+
+// A picture with transparency, as RGBA composited onto white (a JPEG has no alpha, and libswscale
+// would drop it, leaving whatever colour the transparent pixels happen to hold: often black).
+caf::expected<frame_ptr> flatten(const AVFrame* src) {
+  auto rgba = alloc_picture(AV_PIX_FMT_RGBA, src->width, src->height);
+  if (!rgba) return rgba.error();
+  if (auto err = convert(src, rgba->get())) return err;
+  AVFrame* f = rgba->get();
+  for (int y = 0; y < f->height; ++y) {
+    uint8_t* p = f->data[0] + static_cast<ptrdiff_t>(y) * f->linesize[0];
+    for (int x = 0; x < f->width; ++x, p += 4) {
+      int alpha = p[3];
+      for (int c = 0; c < 3; ++c)
+        p[c] = static_cast<uint8_t>((p[c] * alpha + 255 * (255 - alpha) + 127) / 255);
+      p[3] = 255;
+    }
+  }
+  return std::move(*rgba);
+}
+
+caf::expected<std::string> encode_jpeg(const AVFrame* src, int width, int height) {
+  const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+  if (codec == nullptr) return make_error(audio_errc::transcode_failed, "no encoder mjpeg");
+  codec_ptr enc{avcodec_alloc_context3(codec)};
+  if (!enc) return make_error(audio_errc::transcode_failed, "out of memory");
+  enc->width = width;
+  enc->height = height;
+  // The full-range 4:2:0 of ordinary JPEG files, which every browser shows.
+  enc->pix_fmt = AV_PIX_FMT_YUVJ420P;
+  enc->color_range = AVCOL_RANGE_JPEG;
+  enc->time_base = AVRational{1, 1};
+  enc->thread_count = 1;
+  // A fixed quantiser (2 is best, 31 worst): 3 keeps covers sharp at a modest size.
+  enc->flags |= AV_CODEC_FLAG_QSCALE;
+  enc->global_quality = FF_QP2LAMBDA * 3;
+  int rc = avcodec_open2(enc.get(), codec, nullptr);
+  if (rc < 0)
+    return make_error(audio_errc::transcode_failed, "mjpeg refused its settings: " + av_error(rc));
+  auto dst = alloc_picture(AV_PIX_FMT_YUVJ420P, width, height);
+  if (!dst) return dst.error();
+  AVFrame* f = dst->get();
+  f->color_range = AVCOL_RANGE_JPEG;
+  if (auto err = convert(src, f)) return err;
+  f->pts = 0;
+  f->quality = enc->global_quality;
+  rc = avcodec_send_frame(enc.get(), f);
+  if (rc >= 0) rc = avcodec_send_frame(enc.get(), nullptr);
+  if (rc < 0)
+    return make_error(audio_errc::transcode_failed, "JPEG encoding failed: " + av_error(rc));
+  packet_ptr pkt{av_packet_alloc()};
+  if (!pkt) return make_error(audio_errc::transcode_failed, "out of memory");
+  std::string jpeg;
+  for (;;) {
+    rc = avcodec_receive_packet(enc.get(), pkt.get());
+    if (rc == AVERROR_EOF) break;
+    if (rc < 0)
+      return make_error(audio_errc::transcode_failed, "JPEG encoding failed: " + av_error(rc));
+    jpeg.append(reinterpret_cast<const char*>(pkt->data), static_cast<size_t>(pkt->size));
+    av_packet_unref(pkt.get());
+  }
+  if (jpeg.empty())
+    return make_error(audio_errc::transcode_failed, "the JPEG encoder gave nothing");
+  return jpeg;
+}
+
+// Fits width x height in a size x size box, keeping the aspect ratio, never enlarging.
+std::pair<int, int> fit(int width, int height, int size) {
+  if (width <= size && height <= size) return {width, height};
+  auto scaled = [size](int side, int longest) {
+    return std::max(1, static_cast<int>(std::lround(static_cast<double>(side) * size / longest)));
+  };
+  if (width >= height) return {size, scaled(height, width)};
+  return {scaled(width, height), size};
+}
+
+}  // namespace
+
+const std::vector<int>& default_cover_sizes() {
+  static const std::vector<int> sizes{96, 300, 600};
+  return sizes;
+}
+
+caf::expected<std::vector<cover_image>> resize_cover(const std::string& art,
+                                                     const std::vector<int>& sizes,
+                                                     const cover_limits& limits) {
+  silence_ffmpeg();
+  for (int size : sizes)
+    if (size < 1 || size > limits.max_side)
+      return make_error(audio_errc::transcode_failed,
+                        "cover size " + std::to_string(size) + " out of range");
+  auto header = read_header(art, limits);
+  if (!header) return header.error();
+  auto picture = decode_picture(art, *header, limits);
+  if (!picture) return picture.error();
+  const AVFrame* source = picture->get();
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(source->format));
+  if (desc == nullptr)
+    return make_error(audio_errc::invalid_media, "the cover art decodes to an unknown format");
+  frame_ptr flat;
+  if ((desc->flags & (AV_PIX_FMT_FLAG_ALPHA | AV_PIX_FMT_FLAG_PAL)) != 0) {
+    auto f = flatten(source);
+    if (!f) return f.error();
+    flat = std::move(*f);
+    source = flat.get();
+    picture->reset();  // up to 8192x8192 at 8 bytes a pixel: not kept twice
+  }
+  std::vector<cover_image> out;
+  for (int size : sizes) {
+    auto dims = fit(source->width, source->height, size);
+    int width = dims.first;
+    int height = dims.second;
+    cover_image image{size, width, height, {}};
+    // Sizes above the source's give the same picture: encode it once.
+    auto same = std::find_if(out.begin(), out.end(), [&](const cover_image& i) {
+      return i.width == width && i.height == height;
+    });
+    if (same != out.end()) {
+      image.jpeg = same->jpeg;
+    } else {
+      auto jpeg = encode_jpeg(source, width, height);
+      if (!jpeg) return jpeg.error();
+      image.jpeg = std::move(*jpeg);
+    }
+    out.push_back(std::move(image));
+  }
+  return out;
 }
 
 }  // namespace chorus::audio

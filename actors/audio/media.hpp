@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -114,5 +115,33 @@ struct transcode_result {
 caf::expected<transcode_result> transcode(const std::string& input, const std::string& out_dir,
                                           const std::vector<rendition_spec>& ladder,
                                           const media_limits& limits, size_t points = 1800);
+
+/// What a cover art may be.
+struct cover_limits {
+  /// Bytes of the stored picture.
+  size_t max_bytes = 16 << 20;
+  /// Pixels on either side of the source (checked in its header, before decoding).
+  int max_side = 8192;
+};
+
+/// One JPEG rendition of a cover art.
+struct cover_image {
+  int size = 0;   ///< the box it fits in (size x size), as asked
+  int width = 0;  ///< its own dimensions: never larger than the source's
+  int height = 0;
+  std::string jpeg;
+};
+
+/// The cover sizes the platform serves: 96, 300 and 600 (list, player, full view).
+const std::vector<int>& default_cover_sizes();
+
+/// Decodes `art` (a JPEG or PNG, told by its magic bytes; anything else is `invalid_media`)
+/// under `limits` and encodes one baseline JPEG per entry of `sizes`, in that order, fitting a
+/// size x size box with the aspect ratio kept and never upscaled (a smaller source keeps its own
+/// dimensions). Transparency is flattened onto white. Sizes outside 1..max_side are
+/// `transcode_failed`.
+caf::expected<std::vector<cover_image>> resize_cover(
+    const std::string& art, const std::vector<int>& sizes = default_cover_sizes(),
+    const cover_limits& limits = {});
 
 }  // namespace chorus::audio

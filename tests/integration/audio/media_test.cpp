@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <string>
 #include <vector>
@@ -14,7 +15,8 @@
 // The in-process FFmpeg pipeline against real audio made by the ffmpeg CLI in the test: every
 // accepted container is probed and transcoded; each rendition must decode, last as long as the
 // source (within 50 ms) and the loudness must match `ffmpeg -af ebur128` (within 0.5 LU).
-// Hostile files are refused with a reason and nothing crashes.
+// Hostile files are refused with a reason and nothing crashes. Cover art is resized into JPEGs
+// that ffprobe reads back at the expected dimensions.
 
 using namespace chorus;
 using namespace std::chrono_literals;
@@ -78,6 +80,48 @@ std::string le16(uint16_t v) {
 
 bool is(const caf::error& err, audio::audio_errc code) {
   return err && err.category() == audio::audio_category && err.code() == static_cast<uint8_t>(code);
+}
+
+/// Makes a one-frame picture `name` in `dir` with the ffmpeg CLI; its bytes.
+std::string make_picture(const test::temp_dir& dir, const std::string& source,
+                         const std::string& name, std::vector<std::string> args = {}) {
+  auto path = dir.path() + "/" + name;
+  args.insert(args.begin(), {"-frames:v", "1"});
+  make_audio(source, args, path);
+  return test::read_file(path);
+}
+
+/// ffprobe's "codec,width,height" of a picture held in memory.
+std::string picture_shape(const test::temp_dir& dir, const std::string& bytes) {
+  auto path = dir.path() + "/shape.jpg";
+  write_bytes(path, bytes);
+  auto r = test::run({"ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+                      "-of", "csv=p=0", path});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == '\r'))
+    r.output.pop_back();
+  return r.output;
+}
+
+/// A whole JPEG: starts with SOI, ends with EOI.
+bool is_jpeg(const std::string& bytes) {
+  return bytes.size() > 4 && bytes.compare(0, 2, "\xFF\xD8") == 0 &&
+         bytes.compare(bytes.size() - 2, 2, "\xFF\xD9") == 0;
+}
+
+/// Checks that `covers` are the default sizes at the dimensions `expected` ("mjpeg,W,H" each).
+void check_covers(const test::temp_dir& dir, const std::vector<audio::cover_image>& covers,
+                  const std::vector<std::string>& expected) {
+  REQUIRE(covers.size() == 3);
+  for (size_t i = 0; i < covers.size(); ++i) {
+    CAPTURE(i);
+    CHECK(covers[i].size == audio::default_cover_sizes()[i]);
+    CHECK(is_jpeg(covers[i].jpeg));
+    CHECK(picture_shape(dir, covers[i].jpeg) == expected[i]);
+    CHECK("mjpeg," + std::to_string(covers[i].width) + "," + std::to_string(covers[i].height) ==
+          expected[i]);
+    CHECK(decode_errors(dir.path() + "/shape.jpg").empty());
+  }
 }
 
 }  // namespace
@@ -244,4 +288,147 @@ TEST_CASE(
   audio::media_limits hour = limits;
   hour.max_duration = std::chrono::hours{1};
   CHECK(is(audio::probe(p("long.wav"), hour).error(), audio::audio_errc::too_long));
+}
+
+TEST_CASE(
+    "a 1000x500 PNG or JPEG cover is resized into JPEGs of 96x48, 300x150 and 600x300 that ffprobe "
+    "reads back at those dimensions") {
+  test::temp_dir dir;
+  for (std::string name : {"cover.png", "cover.jpg"}) {
+    CAPTURE(name);
+    auto art = make_picture(dir, "testsrc=s=1000x500", name);
+    auto covers = audio::resize_cover(art);
+    REQUIRE_MESSAGE(covers, error_detail(covers.error()));
+    check_covers(dir, *covers, {"mjpeg,96,48", "mjpeg,300,150", "mjpeg,600,300"});
+  }
+  // Portrait keeps its aspect ratio too, on the other side.
+  auto tall = audio::resize_cover(make_picture(dir, "testsrc=s=500x1000", "tall.jpg"), {300});
+  REQUIRE_MESSAGE(tall, error_detail(tall.error()));
+  REQUIRE(tall->size() == 1);
+  CHECK(picture_shape(dir, tall->front().jpeg) == "mjpeg,150,300");
+}
+
+TEST_CASE("a cover smaller than a size is not upscaled: a 50x50 source gives 50x50 at every size") {
+  test::temp_dir dir;
+  auto covers = audio::resize_cover(make_picture(dir, "testsrc=s=50x50", "small.png"));
+  REQUIRE_MESSAGE(covers, error_detail(covers.error()));
+  check_covers(dir, *covers, {"mjpeg,50,50", "mjpeg,50,50", "mjpeg,50,50"});
+}
+
+TEST_CASE("a transparent PNG cover is flattened onto white, not onto black") {
+  test::temp_dir dir;
+  auto art = make_picture(dir, "color=c=black@0.0:s=64x64,format=rgba", "clear.png");
+  auto covers = audio::resize_cover(art, {96});
+  REQUIRE_MESSAGE(covers, error_detail(covers.error()));
+  write_bytes(dir.path() + "/clear.jpg", covers->front().jpeg);
+  auto r = test::run({"ffmpeg", "-v", "error", "-i", dir.path() + "/clear.jpg", "-f", "rawvideo",
+                      "-pix_fmt", "gray", "-"});
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(r.output.size() == 64 * 64);
+  for (char c : r.output) REQUIRE(static_cast<uint8_t>(c) >= 250);
+}
+
+TEST_CASE(
+    "hostile cover art is refused as invalid media without a crash: empty, random bytes, a "
+    "truncated JPEG, a GIF, PNG magic and garbage, JPEG magic and garbage, huge declared "
+    "dimensions, too many bytes") {
+  test::temp_dir dir;
+  auto jpeg = make_picture(dir, "testsrc=s=320x240", "whole.jpg");
+  auto png = make_picture(dir, "testsrc=s=320x240", "whole.png");
+  auto gif = make_picture(dir, "testsrc=s=32x32", "cover.gif");
+  auto wide = make_picture(dir, "color=c=blue:s=9000x8", "wide.png");
+  std::mt19937 rng{20240601};
+  auto random_bytes = [&rng](size_t n) {
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+  };
+  auto noise = random_bytes(4096);
+  noise[0] = 'x';  // not by chance a magic
+  // A real JPEG whose frame header (SOF0) claims 60000x60000.
+  auto huge_jpeg = jpeg;
+  auto sof = huge_jpeg.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  huge_jpeg.replace(sof + 5, 4, "\xEA\x60\xEA\x60");
+  // A real PNG whose IHDR claims 100000x100000 (the CRC left wrong: refused before it matters).
+  auto huge_png = png;
+  huge_png.replace(16, 8, std::string{"\x00\x01\x86\xA0\x00\x01\x86\xA0", 8});
+  struct hostile {
+    std::string name;
+    std::string bytes;
+  };
+  std::vector<hostile> inputs{
+      {"empty", ""},
+      {"random bytes", noise},
+      {"a JPEG cut in half", jpeg.substr(0, jpeg.size() / 2)},
+      {"a JPEG cut to its headers", jpeg.substr(0, 300)},
+      {"a JPEG without its last 4 bytes", jpeg.substr(0, jpeg.size() - 4)},
+      {"a JPEG without its end marker", jpeg.substr(0, jpeg.size() - 2)},
+      {"a PNG cut in half", png.substr(0, png.size() / 2)},
+      {"a PNG cut into its last chunk", png.substr(0, png.size() - 13)},
+      {"a GIF", gif},
+      {"PNG magic and garbage", std::string{"\x89PNG\r\n\x1A\n"} + random_bytes(2000)},
+      {"PNG magic alone", std::string{"\x89PNG\r\n\x1A\n"}},
+      {"JPEG magic and garbage", std::string{"\xFF\xD8\xFF"} + random_bytes(2000)},
+      {"a JPEG claiming 60000x60000", huge_jpeg},
+      {"a PNG claiming 100000x100000", huge_png},
+      {"a real 9000x8 PNG", wide},
+      {"17 MiB", std::string{"\xFF\xD8\xFF"} + std::string(17 << 20, '\0')},
+  };
+  for (const auto& in : inputs) {
+    CAPTURE(in.name);
+    auto covers = audio::resize_cover(in.bytes);
+    REQUIRE(!covers);
+    CHECK_MESSAGE(is(covers.error(), audio::audio_errc::invalid_media),
+                  error_detail(covers.error()));
+  }
+  CHECK(is(audio::resize_cover(jpeg, {0}).error(), audio::audio_errc::transcode_failed));
+}
+
+TEST_CASE(
+    "damaged copies of a real JPEG and PNG cover, bytes flipped or cut short, are resized or "
+    "refused and never crash") {
+  test::temp_dir dir;
+  std::mt19937 rng{7};
+  for (std::string name : {"fuzz.jpg", "fuzz.png"}) {
+    CAPTURE(name);
+    auto art = make_picture(dir, "testsrc=s=96x64", name);
+    int refused = 0;
+    for (int round = 0; round < 300; ++round) {
+      auto bytes = art;
+      int flips = 1 + static_cast<int>(rng() % 8);
+      for (int i = 0; i < flips; ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng() & 0xff);
+      if (round % 3 == 0) bytes.resize(rng() % bytes.size());
+      auto covers = audio::resize_cover(bytes, {48});
+      if (covers) {
+        REQUIRE(covers->size() == 1);
+        CHECK(is_jpeg(covers->front().jpeg));
+        CHECK(covers->front().width <= 48);
+      } else {
+        ++refused;
+        CHECK(is(covers.error(), audio::audio_errc::invalid_media));
+      }
+    }
+    CHECK(refused > 0);
+  }
+}
+
+TEST_CASE(
+    "the cover art that probe reads from an mp3 with an attached JPEG is resized end to end") {
+  test::temp_dir dir;
+  auto cover = dir.path() + "/cover.jpg";
+  make_audio("testsrc=s=800x600", {"-frames:v", "1"}, cover);
+  auto plain = dir.path() + "/plain.mp3";
+  make_audio("sine=f=330:d=2", {"-c:a", "libmp3lame"}, plain);
+  auto tagged = dir.path() + "/tagged.mp3";
+  auto r =
+      test::run({"ffmpeg", "-v", "error", "-y", "-i", plain, "-i", cover, "-map", "0", "-map", "1",
+                 "-c", "copy", "-id3v2_version", "3", "-disposition:v", "attached_pic", tagged});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  auto info = audio::probe(tagged, {});
+  REQUIRE_MESSAGE(info, error_detail(info.error()));
+  REQUIRE(info->cover_art == test::read_file(cover));
+  auto covers = audio::resize_cover(info->cover_art);
+  REQUIRE_MESSAGE(covers, error_detail(covers.error()));
+  check_covers(dir, *covers, {"mjpeg,96,72", "mjpeg,300,225", "mjpeg,600,450"});
 }
