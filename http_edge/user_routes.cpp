@@ -15,6 +15,7 @@
 
 #include "actors/users/users.hpp"
 #include "common/clock.hpp"
+#include "http_edge/json_body.hpp"
 #include "messages/errors.hpp"
 #include "messages/sessions.pb.h"
 #include "messages/users.pb.h"
@@ -42,57 +43,6 @@ const persistence::gcra_limit login_per_account_ip{10, std::chrono::minutes{5}, 
 // Registrations per client address.
 const persistence::gcra_limit register_per_ip{10, std::chrono::hours{1}, 10};
 
-// ---- JSON bodies ----
-
-/// A refused body: the HTTP answer and why.
-struct refusal {
-  http_error error;
-  std::string message;
-};
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-size_t utf8_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-/// The body as a JSON object with no keys but `allowed`.
-std::variant<Struct, refusal> json_object(const http_request& req,
-                                          std::initializer_list<std::string_view> allowed) {
-  auto type = req.get_header_value("Content-Type");
-  if (lower(type.substr(0, type.find(';'))) != "application/json")
-    return refusal{{415, "unsupported_media_type", 0}, "send Content-Type: application/json"};
-  Struct out;
-  if (!google::protobuf::util::JsonStringToMessage(req.body, &out).ok())
-    return refusal{{400, "malformed_json", 0}, "the body is not a JSON object"};
-  for (const auto& [key, value] : out.fields())
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-      return refusal{{422, "validation", 0}, "unknown field " + key};
-  return out;
-}
-
-/// A string field: nothing when absent; a refusal when of another type or length.
-std::variant<std::optional<std::string>, refusal> string_field(const Struct& o, const char* key,
-                                                               size_t min, size_t max) {
-  auto it = o.fields().find(key);
-  if (it == o.fields().end()) return std::optional<std::string>{};
-  if (it->second.kind_case() != Value::kStringValue)
-    return refusal{{422, "validation", 0}, std::string{key} + " must be a string"};
-  const auto& s = it->second.string_value();
-  auto n = utf8_length(s);
-  if (n < min || n > max)
-    return refusal{{422, "validation", 0},
-                   std::string{key} + " must be " + std::to_string(min) + ".." +
-                       std::to_string(max) + " characters"};
-  return std::optional<std::string>{s};
-}
-
 // ---- names ----
 
 bool valid_username(const std::string& s) {
@@ -115,13 +65,13 @@ bool valid_email(const std::string& s) {
 }
 
 std::string email_key(const std::string& email) {
-  return persistence::sha256_hex(lower(email));
+  return persistence::sha256_hex(lower_ascii(email));
 }
 
 // ---- entities ----
 
 bool is_admin(const user_routes_config& cfg, const std::string& username) {
-  return cfg.admins.count(lower(username)) > 0;
+  return cfg.admins.count(lower_ascii(username)) > 0;
 }
 
 template <class WithRoles>
@@ -136,7 +86,7 @@ caf::expected<messages::SessionInfo> authenticate(edge_api& api, const http_requ
   constexpr std::string_view scheme = "Bearer ";
   if (header.empty())
     return make_error(domain_errc::unauthenticated, "sign in and send Authorization: Bearer");
-  if (header.size() <= scheme.size() || lower(header.substr(0, scheme.size())) != "bearer " ||
+  if (header.size() <= scheme.size() || lower_ascii(header.substr(0, scheme.size())) != "bearer " ||
       !users::well_formed_token(header.substr(scheme.size())))
     return make_error(domain_errc::unauthenticated, "the session token is malformed");
   return ask_reply<messages::SessionInfo>(api, users::session_kind,
@@ -172,10 +122,6 @@ void release(edge_api& api, const char* kind, const std::string& key, const std:
 }
 
 // ---- answers ----
-
-void send_refusal(http_response& res, const refusal& r, const std::string& rid) {
-  send_error(res, r.error, r.message, rid);
-}
 
 /// Counts a login or registration attempt; false (and a 429 sent) when over a limit.
 bool admit(const user_routes_config& cfg, http_response& res, const std::string& rid,
@@ -223,7 +169,7 @@ void register_route(edge_api& api, const config_ptr& cfg) {
               auto hash = users::hash_password(password);
               if (!hash) return send_error(res, hash.error(), rid);
               auto id = users::new_user_id();
-              auto name_key = lower(username), mail_key = email_key(email);
+              auto name_key = lower_ascii(username), mail_key = email_key(email);
               if (auto err = claim(api, users::username_kind, name_key, id, rid)) {
                 if (is(err, domain_errc::conflict))
                   err = make_error(domain_errc::username_taken, "username is taken");
@@ -271,16 +217,17 @@ void login_routes(edge_api& api, const config_ptr& cfg) {
         if (!password || username.has_value() == email.has_value())
           return send_error(res, {422, "validation", 0},
                             "send password and one of username or email", rid);
-        auto account = username ? "u:" + lower(*username) : "e:" + email_key(*email);
+        auto account = username ? "u:" + lower_ascii(*username) : "e:" + email_key(*email);
         if (!admit(*cfg, res, rid,
                    {{"login:ip:" + req.remote_addr, &login_per_ip},
                     {"login:acct:" + account + ":" + req.remote_addr, &login_per_account_ip}}))
           return;
         auto holder =
-            username ? ask_reply<messages::ClaimState>(api, users::username_kind, lower(*username),
-                                                       messages::ClaimGet{}, rid)
-                     : ask_reply<messages::ClaimState>(api, users::email_kind, email_key(*email),
-                                                       messages::ClaimGet{}, rid);
+            username
+                ? ask_reply<messages::ClaimState>(api, users::username_kind, lower_ascii(*username),
+                                                  messages::ClaimGet{}, rid)
+                : ask_reply<messages::ClaimState>(api, users::email_kind, email_key(*email),
+                                                  messages::ClaimGet{}, rid);
         if (!holder) return send_error(res, holder.error(), rid);
         messages::UserCredentials creds;
         if (!holder->owner().empty()) {
@@ -463,17 +410,9 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
       auto id = req.matches[1].str();
       if (!valid_entity_id(id))
         return send_error(res, make_error(domain_errc::not_found, "no such user"), rid);
-      int limit = 20;
-      if (req.has_param("limit")) {
-        auto text = req.get_param_value("limit");
-        if (text.empty() || text.size() > 3 ||
-            !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
-          return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
-        limit = std::stoi(text);
-      }
-      auto cursor = req.get_param_value("cursor");
-      if (limit < 1 || limit > 100 || cursor.size() > 200)
-        return send_error(res, {422, "validation", 0}, "limit must be 1..100", rid);
+      auto page = page_params(req);
+      if (auto* r = std::get_if<refusal>(&page)) return send_refusal(res, *r, rid);
+      auto [limit, cursor] = std::get<page_request>(page);
       auto exists =
           ask_reply<messages::UserProfile>(api, users::user_kind, id, messages::UserGet{}, rid);
       if (!exists) return send_error(res, exists.error(), rid);
@@ -484,9 +423,9 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
       q.set_limit(limit);
       auto bytes = api.ask_service(cfg->follows, envelope_for("follows", id, q, rid));
       if (!bytes) return send_error(res, bytes.error(), rid);
-      messages::FollowPage page;
-      page.ParseFromString(*bytes);
-      res.set_content(to_json(page), json_type);
+      messages::FollowPage out;
+      out.ParseFromString(*bytes);
+      res.set_content(to_json(out), json_type);
     };
   };
   api.route(http_method::get, R"(/v1/users/([^/]+)/followers)", "/v1/users/{id}/followers",
@@ -499,7 +438,7 @@ void profile_routes(edge_api& api, const config_ptr& cfg) {
 
 /// The image type an avatar's Content-Type names ("png", "jpeg", "webp", "gif"), or "".
 std::string avatar_kind(const std::string& content_type) {
-  auto t = lower(content_type.substr(0, content_type.find(';')));
+  auto t = lower_ascii(content_type.substr(0, content_type.find(';')));
   while (!t.empty() && t.back() == ' ') t.pop_back();
   if (t == "image/png") return "png";
   if (t == "image/jpeg") return "jpeg";

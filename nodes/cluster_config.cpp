@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -289,7 +290,16 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     ar.duration("max-duration", out.audio.max_duration);
     ar.count("transcode-workers", out.audio.transcode_workers);
     ar.duration("transcode-timeout", out.audio.transcode_timeout);
+    ar.string("stream-url-key", out.audio.stream_url_key, false);
+    ar.duration("stream-url-ttl", out.audio.stream_url_ttl);
     if (!ar.finish()) return false;
+    if (const char* key = std::getenv("CHORUS_STREAM_URL_KEY"); key != nullptr && *key != 0)
+      out.audio.stream_url_key = key;
+    if (!out.audio.stream_url_key.empty() && out.audio.stream_url_key.size() < 32)
+      return ar.fail("stream-url-key", "must be at least 32 characters (or empty: off)");
+    if (out.audio.stream_url_ttl < std::chrono::minutes{1} ||
+        out.audio.stream_url_ttl > std::chrono::hours{24 * 7})
+      return ar.fail("stream-url-ttl", "must be 1min..168h");
     if (out.audio.max_upload_bytes < 1024 || out.audio.max_upload_bytes > (size_t{16} << 30))
       return ar.fail("max-upload-bytes", "must be 1024..17179869184");
     if (out.audio.max_duration < std::chrono::seconds{1} ||

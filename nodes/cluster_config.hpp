@@ -112,6 +112,11 @@ struct audio_spec {
   size_t transcode_workers = 1;
   /// A job not finished after this (times the attempt) is sent again; 3 attempts at most.
   std::chrono::milliseconds transcode_timeout{std::chrono::minutes{10}};
+  /// The HMAC-SHA256 key of signed stream URLs (at least 32 characters; the environment's
+  /// CHORUS_STREAM_URL_KEY wins over the file). Empty: signed URLs are off.
+  std::string stream_url_key;
+  /// How long a signed stream URL is valid.
+  std::chrono::milliseconds stream_url_ttl{std::chrono::hours{6}};
 };
 
 /// `chorus.users`: accounts and sessions.

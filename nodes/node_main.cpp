@@ -23,6 +23,9 @@
 #include <caf/send.hpp>
 
 #include "actors/audio/audio.hpp"
+#include "actors/audio/audio_probe.hpp"
+#include "actors/audio/library_query.hpp"
+#include "actors/audio/play_events.hpp"
 #include "actors/debug/counter_entity.hpp"
 #include "actors/users/follows_query.hpp"
 #include "actors/users/users.hpp"
@@ -32,6 +35,7 @@
 #include "http_edge/live_connections.hpp"
 #include "http_edge/track_routes.hpp"
 #include "http_edge/user_routes.hpp"
+#include "messages/audio.pb.h"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
 #include "nodes/entity_probe.hpp"
@@ -43,6 +47,7 @@
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
 #include "nodes/version.hpp"
+#include "persistence/audio_library.hpp"
 #include "persistence/blob_store_fs.hpp"
 #include "persistence/blob_store_s3.hpp"
 #include "persistence/counter_totals_projection.hpp"
@@ -267,12 +272,15 @@ int main(int argc, char** argv) {
   }
   node_probe probe{*registry, cfg, *self};
   entity_probe entities{*registry};
+  audio::audio_probe audio_metrics{*registry};
 
   // The entity kinds this node hosts; the domains add theirs here.
   entity_kinds kinds;
   if (cfg.debug_endpoints) kinds.emplace(debug::counter_kind, debug::counter_factory());
   kinds.emplace(users::user_kind, users::user_factory());
   kinds.emplace(audio::track_kind, audio::track_factory());
+  kinds.emplace(audio::library_kind, audio::library_factory());
+  kinds.emplace(audio::playlist_kind, audio::playlist_factory());
   kinds.emplace(users::session_kind, users::session_factory());
   kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
   kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
@@ -333,6 +341,7 @@ int main(int argc, char** argv) {
     tc.workers = cfg.audio.transcode_workers;
     tc.work_dir = cfg.data_dir + "/work/" + self->name.str();
     tc.limits = media_limits;
+    tc.probe = &audio_metrics;
     ctx.transcoder = audio::spawn_transcoder(system, std::move(tc));
   }
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
@@ -418,6 +427,7 @@ int main(int argc, char** argv) {
       projectors.back()->start();
     };
     project(users::user_domain, persistence::follows_projection());
+    project(audio::audio_domain, persistence::audio_library_projection());
     if (cfg.debug_endpoints)
       project(debug::counter_domain, persistence::counter_totals_projection());
   }
@@ -510,11 +520,30 @@ int main(int argc, char** argv) {
     uc.blobs = blobs;
     edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
   }
+  // Play events go to the event bus (a Redis stream) from a thread of their own.
+  std::unique_ptr<audio::play_event_log> plays;
+  {
+    persistence::redis_client_config prc;
+    prc.url = cfg.storage.redis_url;
+    prc.pool_size = 1;
+    auto plays_redis = persistence::redis_client::make(prc);
+    if (!plays_redis)
+      fail_fast(log, 2,
+                cfg.path + ": chorus.storage.redis-url: " + error_detail(plays_redis.error()));
+    plays = std::make_unique<audio::play_event_log>(
+        *plays_redis, audio::play_stream_name(cfg.cluster_name), &audio_metrics);
+  }
   {
     edge::track_routes_config tc;
     tc.blobs = blobs;
     tc.max_upload_bytes = cfg.audio.max_upload_bytes;
     tc.limits = media_limits;
+    tc.library = audio::spawn_library_query(system, cfg.storage.dsns.at(audio::audio_domain),
+                                            cfg.storage.dsns.at(users::user_domain));
+    tc.stream_url_key = cfg.audio.stream_url_key;
+    tc.stream_url_ttl = std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.stream_url_ttl);
+    tc.node = self->name.str();
+    tc.plays = [log = plays.get()](const messages::PlayEvent& ev) { log->emit(ev); };
     edge.add_routes([&](edge::edge_api& api) { edge::add_track_routes(api, std::move(tc)); });
   }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));

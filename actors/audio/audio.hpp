@@ -16,13 +16,29 @@ class blob_store;
 
 namespace chorus::audio {
 
+class audio_probe;
+
 /// Entity kinds of the audio domain, event-sourced in the "audio" storage domain.
-inline constexpr const char* track_kind = "track";  ///< id: 32 hex characters
+inline constexpr const char* track_kind = "track";        ///< id: 32 hex characters
+inline constexpr const char* library_kind = "library";    ///< id: the user's id
+inline constexpr const char* playlist_kind = "playlist";  ///< id: 32 hex characters
 inline constexpr const char* audio_domain = "audio";
+
+/// Limits of the library and playlists.
+inline constexpr int max_library_items = 10000;  ///< likes, and reposts, per user
+inline constexpr int max_playlist_items = 1000;
 
 /// A track (messages/audio.proto): TrackCreate, TrackGet -> TrackInfo; TrackDispatch (its own
 /// reminder), TrackComplete and TrackFail (from the transcoder).
 entity_factory track_factory();
+
+/// A user's likes and reposts (messages/audio.proto): LibrarySet -> LibraryChange. The lists
+/// themselves are served by the library read model.
+entity_factory library_factory();
+
+/// A playlist: PlaylistCreate, PlaylistGet, PlaylistEdit, PlaylistAddItem, PlaylistRemoveItem,
+/// PlaylistMoveItem, PlaylistDelete -> PlaylistInfo. Only its owner changes it.
+entity_factory playlist_factory();
 
 /// What a node's transcoder needs.
 struct transcoder_config {
@@ -37,6 +53,8 @@ struct transcoder_config {
   /// Scratch space for the upload copy and the renditions being written.
   std::string work_dir;
   media_limits limits;
+  /// Metrics (queue length, seconds per job, real-time factor); may be null (tests).
+  audio_probe* probe = nullptr;
 };
 
 /// A node's transcoder: takes `TranscodeJob` envelopes (answering at once: queued or refused

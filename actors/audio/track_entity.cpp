@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <chrono>
+#include <map>
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -19,6 +21,8 @@ namespace chorus::audio {
 namespace {
 
 constexpr int max_attempts = 3;
+// Comment client ids remembered for deduplicating retried posts.
+constexpr size_t max_comment_keys = 1000;
 constexpr const char* dispatch_name = "dispatch";
 
 struct track_model {
@@ -26,6 +30,7 @@ struct track_model {
   std::string upload_blob;
   int64_t created_at_ms = 0;
   std::string waveform_blob;
+  std::map<std::string, int64_t> comment_keys;  ///< recent client ids -> comment id
 
   [[nodiscard]] bool exists() const { return !info.owner().empty(); }
   void reset() { *this = track_model{}; }
@@ -37,6 +42,7 @@ struct track_model {
     upload_blob = s.upload_blob();
     created_at_ms = s.created_at_ms();
     waveform_blob = s.waveform_blob();
+    comment_keys = {s.recent_comment_keys().begin(), s.recent_comment_keys().end()};
     return true;
   }
 
@@ -48,6 +54,8 @@ struct track_model {
       info.set_artist(ev.artist());
       info.set_album(ev.album());
       info.set_genre(ev.genre());
+      *info.mutable_tags() = ev.tags();
+      info.set_release_date(ev.release_date());
       info.set_status("uploaded");
       upload_blob = ev.upload_blob();
       created_at_ms = ev.at_ms();
@@ -66,6 +74,7 @@ struct track_model {
       info.set_loudness_lufs(ev.loudness_lufs());
       info.set_true_peak_dbtp(ev.true_peak_dbtp());
       waveform_blob = ev.waveform_blob();
+      *info.mutable_covers() = ev.covers();
       // Tags fill what the uploader left empty.
       auto tag = [&ev](const char* key) {
         auto it = ev.tags().find(key);
@@ -74,6 +83,29 @@ struct track_model {
       if (info.artist().empty()) info.set_artist(tag("artist"));
       if (info.album().empty()) info.set_album(tag("album"));
       if (info.genre().empty()) info.set_genre(tag("genre"));
+      return true;
+    }
+    if (messages::TrackEdited ev; parse_as(type, payload, ev)) {
+      if (ev.has_title()) info.set_title(ev.title());
+      if (ev.has_artist()) info.set_artist(ev.artist());
+      if (ev.has_album()) info.set_album(ev.album());
+      if (ev.has_genre()) info.set_genre(ev.genre());
+      if (ev.has_visibility()) info.set_visibility(ev.visibility());
+      if (ev.has_release_date()) info.set_release_date(ev.release_date());
+      if (ev.set_tags()) *info.mutable_tags() = ev.tags();
+      return true;
+    }
+    if (messages::TrackCommented ev; parse_as(type, payload, ev)) {
+      info.set_comment_count(static_cast<int32_t>(ev.id()));
+      if (!ev.client_id().empty()) {
+        comment_keys[ev.client_id()] = ev.id();
+        if (comment_keys.size() > max_comment_keys) {
+          auto oldest =
+              std::min_element(comment_keys.begin(), comment_keys.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+          comment_keys.erase(oldest);
+        }
+      }
       return true;
     }
     if (messages::TrackFailed ev; parse_as(type, payload, ev)) {
@@ -90,6 +122,7 @@ struct track_model {
     s.set_upload_blob(upload_blob);
     s.set_created_at_ms(created_at_ms);
     s.set_waveform_blob(waveform_blob);
+    s.mutable_recent_comment_keys()->insert(comment_keys.begin(), comment_keys.end());
     return {type_of<messages::TrackSnapshot>(), s.SerializeAsString()};
   }
 };
@@ -166,6 +199,9 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
     out.set_waveform_url(m.waveform_blob.empty()
                              ? std::string{}
                              : "/v1/tracks/" + self->state.base.id + "/waveform");
+    out.set_waveform_blob(m.waveform_blob);
+    for (auto& c : *out.mutable_covers())
+      c.set_url("/v1/tracks/" + self->state.base.id + "/cover?size=" + std::to_string(c.size()));
     return out.SerializeAsString();
   };
   auto run = [self](auto decide, auto reply) { return run_command(self, decide, reply); };
@@ -202,12 +238,67 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
               ev.set_artist(cmd.artist());
               ev.set_album(cmd.album());
               ev.set_genre(cmd.genre());
+              *ev.mutable_tags() = cmd.tags();
+              ev.set_release_date(cmd.release_date());
               ev.set_at_ms(unix_ms_now());
               return std::vector<new_event>{event_of(ev)};
             },
             info_of, rp);
       });
       return rp;
+    }
+    if (messages::TrackEdit cmd; parse_as(env, cmd)) {
+      return run(
+          [cmd, self](track_model& m) -> caf::expected<std::vector<new_event>> {
+            if (!m.exists()) return no_track(self->state.base.id);
+            if (cmd.by() != m.info.owner())
+              return make_error(domain_errc::forbidden, "only the track's owner may edit it");
+            messages::TrackEdited ev;
+            ev.set_owner(m.info.owner());
+            if (cmd.has_title()) ev.set_title(cmd.title());
+            if (cmd.has_artist()) ev.set_artist(cmd.artist());
+            if (cmd.has_album()) ev.set_album(cmd.album());
+            if (cmd.has_genre()) ev.set_genre(cmd.genre());
+            if (cmd.has_visibility()) ev.set_visibility(cmd.visibility());
+            if (cmd.has_release_date()) ev.set_release_date(cmd.release_date());
+            ev.set_set_tags(cmd.set_tags());
+            *ev.mutable_tags() = cmd.tags();
+            return std::vector<new_event>{event_of(ev)};
+          },
+          info_of);
+    }
+    if (messages::TrackCommentPost cmd; parse_as(env, cmd)) {
+      if (cmd.author().empty() || cmd.text().empty())
+        return make_error(domain_errc::validation, "a comment needs an author and text");
+      auto answer = [self, cmd](const track_model& m) -> caf::expected<std::string> {
+        messages::TrackComment c;
+        auto key = m.comment_keys.find(cmd.client_id());
+        c.set_id(!cmd.client_id().empty() && key != m.comment_keys.end() ? key->second
+                                                                         : m.info.comment_count());
+        c.set_track(self->state.base.id);
+        c.set_author(cmd.author());
+        c.set_text(cmd.text());
+        c.set_at_s(cmd.at_s() < 0 ? -1 : cmd.at_s());
+        c.set_created_at(rfc3339(unix_ms_now()));
+        return c.SerializeAsString();
+      };
+      return run(
+          [cmd, self](track_model& m) -> caf::expected<std::vector<new_event>> {
+            if (!m.exists()) return no_track(self->state.base.id);
+            if (!cmd.client_id().empty() && m.comment_keys.count(cmd.client_id()) > 0)
+              return no_events();  // a retried post
+            if (cmd.at_s() > m.info.duration_s() && m.info.status() == "ready")
+              return make_error(domain_errc::validation, "at_s is past the end of the track");
+            messages::TrackCommented ev;
+            ev.set_id(m.info.comment_count() + 1);
+            ev.set_author(cmd.author());
+            ev.set_text(cmd.text());
+            ev.set_at_s(cmd.at_s() < 0 ? -1 : cmd.at_s());
+            ev.set_at_ms(unix_ms_now());
+            ev.set_client_id(cmd.client_id());
+            return std::vector<new_event>{event_of(ev)};
+          },
+          answer);
     }
     if (messages::TrackDispatch cmd; parse_as(env, cmd)) {
       // Due: send the job (again), or give up after max_attempts. The next dispatch is stored
@@ -254,6 +345,8 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
             ev.set_true_peak_dbtp(cmd.true_peak_dbtp());
             ev.set_waveform_blob(cmd.waveform_blob());
             *ev.mutable_tags() = cmd.tags();
+            *ev.mutable_covers() = cmd.covers();
+            ev.set_at_ms(unix_ms_now());
             return std::vector<new_event>{event_of(ev)};
           },
           [self, info_of](const track_model& m) {

@@ -1,9 +1,12 @@
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <caf/scoped_actor.hpp>
@@ -11,6 +14,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/audio/audio.hpp"
+#include "actors/audio/audio_probe.hpp"
 #include "actors/entity_messages.hpp"
 #include "messages/audio.pb.h"
 #include "persistence/blob_store.hpp"
@@ -20,6 +24,10 @@ namespace chorus::audio {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Covers larger than this on a side are left out: decoding one takes memory by the side squared
+// (8192 x 8192 needed ~900 MB), for art shown at 600 pixels at most.
+const cover_limits cover_budget{size_t{16} << 20, 4096};
 
 /// The jobs and the threads that run them; shared by the actor and the threads, stopped when
 /// the actor goes (a running job is cancelled at its next frame).
@@ -36,11 +44,15 @@ class job_runner {
 
   bool offer(messages::TranscodeJob job) {
     std::lock_guard<std::mutex> lock{mutex_};
-    if (queue_.size() >= cfg_.max_queued) return false;
+    if (queue_.size() >= cfg_.max_queued) {
+      if (cfg_.probe != nullptr) cfg_.probe->job_refused();
+      return false;
+    }
     // The same attempt of the same track twice (a redelivered message) runs once.
     for (const auto& j : queue_)
       if (j.track() == job.track() && j.attempt() == job.attempt()) return true;
     queue_.push_back(std::move(job));
+    if (cfg_.probe != nullptr) cfg_.probe->queued(queue_.size());
     ready_.notify_one();
     return true;
   }
@@ -66,8 +78,16 @@ class job_runner {
         if (stopping_) return;
         job = std::move(queue_.front());
         queue_.pop_front();
+        if (cfg_.probe != nullptr) cfg_.probe->queued(queue_.size());
       }
-      run(job);
+      auto start = std::chrono::steady_clock::now();
+      auto audio_s = run(job);
+      std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
+      if (cfg_.probe == nullptr) continue;
+      if (audio_s)
+        cfg_.probe->job_done(wall.count(), *audio_s);
+      else
+        cfg_.probe->job_failed(wall.count());
     }
   }
 
@@ -90,15 +110,29 @@ class job_runner {
     }
   }
 
-  void fail(const messages::TranscodeJob& job, const std::string& reason, bool final) {
+  std::optional<double> fail(const messages::TranscodeJob& job, const std::string& reason,
+                             bool final) {
     messages::TrackFail f;
     f.set_attempt(job.attempt());
     f.set_reason(reason);
     f.set_final(final);
     report(job.track(), f);
+    return std::nullopt;
   }
 
-  void run(const messages::TranscodeJob& job) {
+  /// Stores `bytes` as a blob.
+  caf::expected<persistence::blob_ref> put_bytes(const std::string& bytes) {
+    size_t offset = 0;
+    return cfg_.blobs->put([&bytes, &offset](char* buf, size_t cap) {
+      auto n = std::min(cap, bytes.size() - offset);
+      std::memcpy(buf, bytes.data() + offset, n);
+      offset += n;
+      return caf::expected<size_t>{n};
+    });
+  }
+
+  /// Runs one job; the seconds of audio it transcoded, or nothing when it failed.
+  std::optional<double> run(const messages::TranscodeJob& job) {
     auto dir = cfg_.work_dir + "/" + job.track() + "-" + std::to_string(job.attempt());
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -154,13 +188,7 @@ class job_runner {
       json += num;
     }
     json += "]}";
-    size_t offset = 0;
-    auto wave = cfg_.blobs->put([&json, &offset](char* buf, size_t cap) {
-      auto n = std::min(cap, json.size() - offset);
-      std::memcpy(buf, json.data() + offset, n);
-      offset += n;
-      return caf::expected<size_t>{n};
-    });
+    auto wave = put_bytes(json);
     if (!wave) return fail(job, "storing the waveform: " + error_detail(wave.error()), false);
     done.set_waveform_blob(wave->id.hex());
     done.set_duration_s(result->duration_s);
@@ -169,7 +197,22 @@ class job_runner {
     for (const auto& [k, v] : info->tags)
       if (k == "title" || k == "artist" || k == "album" || k == "genre" || k == "date")
         (*done.mutable_tags())[k] = v;
+    // Cover art: unreadable art is left out rather than failing the track over it.
+    if (!info->cover_art.empty()) {
+      if (auto covers = resize_cover(info->cover_art, default_cover_sizes(), cover_budget)) {
+        for (const auto& c : *covers) {
+          auto ref = put_bytes(c.jpeg);
+          if (!ref) return fail(job, "storing the cover: " + error_detail(ref.error()), false);
+          auto* out = done.add_covers();
+          out->set_size(c.size);
+          out->set_width(c.width);
+          out->set_height(c.height);
+          out->set_blob(ref->id.hex());
+        }
+      }
+    }
     report(job.track(), done);
+    return result->duration_s;
   }
 
   static bool is_retryable(const caf::error& err) {

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "messages/audio.pb.h"
+#include "persistence/projection.hpp"
+
+namespace chorus::persistence {
+
+/// The projection `audio_library`: the audio domain's lists, from the events of tracks
+/// (`track/<id>`), libraries (`library/<user>`) and playlists (`playlist/<id>`):
+///   library_tracks    one row per track (owner, title, visibility, status, created, ready)
+///   library_likes     (user, track, at); library_reposts likewise
+///   library_stats     likes and reposts per track, moved in the same transaction
+///   library_comments  (track, id, author, text, at_s, created)
+///   library_playlists one row per live playlist (owner, title, visibility, item count)
+projection audio_library_projection();
+
+/// Reads the `audio_library` read model. One connection used by one caller at a time (a
+/// mutex); reconnects after a failure. Pages are newest first (comments oldest first), with
+/// opaque cursors; `bad_cursor`-like refusals are `domain_errc::validation`.
+class audio_library_reader {
+ public:
+  explicit audio_library_reader(std::string dsn);
+  ~audio_library_reader();
+  audio_library_reader(const audio_library_reader&) = delete;
+  audio_library_reader& operator=(const audio_library_reader&) = delete;
+
+  /// An artist's tracks: every one of them for the artist itself, the public ready ones for
+  /// anybody else.
+  caf::expected<messages::TrackPage> artist_tracks(const std::string& owner, bool include_private,
+                                                   const std::string& cursor, int limit);
+  /// The public ready tracks of `owners`, newest ready first (the feed).
+  caf::expected<messages::TrackPage> feed(const std::vector<std::string>& owners,
+                                          const std::string& cursor, int limit);
+  /// What `user` liked (`reposts`: reposted), latest first; private tracks left out.
+  caf::expected<messages::TrackPage> liked(const std::string& user, bool reposts,
+                                           const std::string& cursor, int limit);
+  caf::expected<messages::CommentPage> comments(const std::string& track, const std::string& cursor,
+                                                int limit);
+  caf::expected<messages::PlaylistPage> playlists(const std::string& owner, bool include_private,
+                                                  const std::string& cursor, int limit);
+  caf::expected<messages::TrackStats> stats(const std::string& track);
+
+ private:
+  struct connection;
+  template <class F>
+  auto with_connection(F f) -> decltype(f(std::declval<connection&>()));
+  std::string dsn_;
+  std::mutex mutex_;
+  std::unique_ptr<connection> conn_;
+};
+
+}  // namespace chorus::persistence
