@@ -7,10 +7,14 @@
 #include <filesystem>
 #include <limits>
 
+#include <cerrno>
+
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <caf/sec.hpp>
@@ -53,7 +57,7 @@ const char* method_name(http_method m) {
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(tcp::socket socket, std::shared_ptr<edge_server::core> core)
-      : stream_(std::move(socket)), core_(std::move(core)) {
+      : stream_(std::move(socket)), core_(std::move(core)), send_timer_(stream_.get_executor()) {
     ++core_->connections;
     beast::error_code ec;
     auto peer = stream_.socket().remote_endpoint(ec);
@@ -285,19 +289,22 @@ class http_session : public std::enable_shared_from_this<http_session> {
                       });
   }
 
-  // A file (or part of one) in 64 KiB chunks read with pread: the file is never in memory.
+  // A file (or part of one): the header through Beast, then the bytes with sendfile(2) from the
+  // file straight to the socket, as nginx does; the file is never in user memory. The socket
+  // is non-blocking: when the kernel's send buffer is full, the loop waits (on the strand) for
+  // the socket to be writable, at most write_timeout each time.
   struct file_send {
-    http::response<http::buffer_body> res;
-    std::optional<http::response_serializer<http::buffer_body>> sr;
+    http::response<http::empty_body> res;
+    std::optional<http::response_serializer<http::empty_body>> sr;
     int fd = -1;
     uint64_t offset = 0;
     uint64_t remain = 0;
-    std::unique_ptr<char[]> buf{new char[file_chunk]};
     ~file_send() {
       if (fd >= 0) ::close(fd);
     }
   };
-  static constexpr size_t file_chunk = 64 * 1024;
+  // At most this much per sendfile call, so one large answer does not hold the loop.
+  static constexpr size_t sendfile_step = size_t{1} << 20;
 
   void write_file(const std::shared_ptr<exchange>& x) {
     auto f = std::make_shared<file_send>();
@@ -317,33 +324,48 @@ class http_session : public std::enable_shared_from_this<http_session> {
     for (const auto& [name, value] : x->res.headers) res.insert(name, value);
     res.content_length(f->remain);
     res.keep_alive(x->keep_alive && !core_->stopping);
-    res.body().data = nullptr;
-    res.body().more = true;
     f->sr.emplace(res);
     stream_.expires_after(core_->cfg.write_timeout);
     http::async_write_header(stream_, *f->sr,
                              [self = shared_from_this(), f](beast::error_code ec, size_t) {
                                if (ec) return self->close();
-                               self->send_chunk(f);
+                               self->send_file_bytes(f);
                              });
   }
 
-  void send_chunk(const std::shared_ptr<file_send>& f) {
-    auto want = static_cast<size_t>(std::min<uint64_t>(file_chunk, f->remain));
-    ssize_t n = want == 0 ? 0 : ::pread(f->fd, f->buf.get(), want, static_cast<off_t>(f->offset));
-    if (n < 0 || (want > 0 && n == 0)) return close();  // the file shrank: cut the connection
-    f->offset += static_cast<uint64_t>(n);
-    f->remain -= static_cast<uint64_t>(n);
-    f->res.body().data = n > 0 ? f->buf.get() : nullptr;
-    f->res.body().size = static_cast<size_t>(n);
-    f->res.body().more = f->remain > 0;
-    stream_.expires_after(core_->cfg.write_timeout);
-    http::async_write(stream_, *f->sr,
-                      [self = shared_from_this(), f](beast::error_code ec, size_t) {
-                        if (ec == http::error::need_buffer) return self->send_chunk(f);
-                        if (ec || !f->res.keep_alive()) return self->close();
-                        self->read();
-                      });
+  void send_file_bytes(const std::shared_ptr<file_send>& f) {
+    auto& socket = stream_.socket();
+    beast::error_code ec;
+    socket.native_non_blocking(true, ec);
+    if (ec) return close();
+    while (f->remain > 0) {
+      auto off = static_cast<off_t>(f->offset);
+      auto n = ::sendfile(socket.native_handle(), f->fd, &off,
+                          static_cast<size_t>(std::min<uint64_t>(f->remain, sendfile_step)));
+      if (n > 0) {
+        f->offset += static_cast<uint64_t>(n);
+        f->remain -= static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // The client's window is full: wait until it takes more, or give up at the timeout.
+        send_timer_.expires_after(core_->cfg.write_timeout);
+        send_timer_.async_wait([self = shared_from_this()](beast::error_code timer_ec) {
+          if (!timer_ec) self->stream_.socket().cancel();
+        });
+        socket.async_wait(tcp::socket::wait_write,
+                          [self = shared_from_this(), f](beast::error_code wait_ec) {
+                            self->send_timer_.cancel();
+                            if (wait_ec) return self->close();
+                            self->send_file_bytes(f);
+                          });
+        return;
+      }
+      return close();  // an error, or the file shrank: cut the connection
+    }
+    if (!f->res.keep_alive()) return close();
+    read();
   }
 
   // A lingering close: the answer is out (shutdown of our side), then what the client still
@@ -374,6 +396,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::file_body>> upload_;
+  net::steady_timer send_timer_;       // write_timeout of a sendfile waiting for the client
   std::unique_ptr<char[]> drain_buf_;  // only while closing
   std::string upload_path_;
   uint64_t upload_limit_ = 0;

@@ -46,6 +46,7 @@
 #include "nodes/node_probe.hpp"
 #include "nodes/node_system_config.hpp"
 #include "nodes/router.hpp"
+#include "nodes/transcode_dispatcher.hpp"
 #include "nodes/version.hpp"
 #include "persistence/audio_library.hpp"
 #include "persistence/blob_store_fs.hpp"
@@ -334,6 +335,7 @@ int main(int argc, char** argv) {
   // The transcoder reports to tracks through the router, which exists only further down: it
   // reads the handle from this slot, filled before any job can arrive.
   auto router_slot = std::make_shared<envelope_handler>();
+  envelope_handler local_transcoder;
   if (self->has_role("transcode")) {
     audio::transcoder_config tc;
     tc.blobs = blobs;
@@ -342,8 +344,12 @@ int main(int argc, char** argv) {
     tc.work_dir = cfg.data_dir + "/work/" + self->name.str();
     tc.limits = media_limits;
     tc.probe = &audio_metrics;
-    ctx.transcoder = audio::spawn_transcoder(system, std::move(tc));
+    local_transcoder = audio::spawn_transcoder(system, std::move(tc));
   }
+  // Tracks hand their jobs to the dispatcher, which picks a live transcode node (this one or
+  // a peer): an entity node without the transcode role still gets its tracks transcoded.
+  auto dispatcher = spawn_transcode_dispatcher(system, self->name.str(), local_transcoder);
+  ctx.transcoder = caf::actor_cast<envelope_handler>(dispatcher);
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
   // connections here that subscribed and to every peer's hub (membership keeps it told).
   auto live = std::make_shared<edge::live_connections>();
@@ -447,7 +453,8 @@ int main(int argc, char** argv) {
   // Due reminders go through the router, so they reach each entity's current owner.
   for (const auto& reminder : reminders)
     caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));
-  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, hub, probe, log);
+  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, hub,
+                                     {local_transcoder, dispatcher}, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
   // a port that another process listens on still fails.
@@ -585,7 +592,8 @@ int main(int argc, char** argv) {
   for (const auto& actor :
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
         caf::actor_cast<caf::actor>(entity_registry), caf::actor_cast<caf::actor>(hub),
-        caf::actor_cast<caf::actor>(ctx.transcoder)})
+        caf::actor_cast<caf::actor>(ctx.transcoder),
+        caf::actor_cast<caf::actor>(local_transcoder)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const auto& reminder : reminders)
     caf::anon_send_exit(reminder, caf::exit_reason::user_shutdown);

@@ -236,3 +236,40 @@ TEST_CASE(
   CHECK(track->renditions_size() == 6);
   CHECK(std::abs(track->duration_s() - 120.0) < 0.05);
 }
+
+TEST_CASE(
+    "a track owned by a node without the transcode role is transcoded on a node that has it, "
+    "and that node's metrics count the job, its seconds and its real-time factor") {
+  test::temp_dir dir;
+  auto wav = dir.path() + "/short.wav";
+  auto made = test::run(
+      {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=550:d=3:r=48000", wav});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  test::test_cluster c{2};
+  c.set_roles(0, R"("edge", "entity")");     // owns every track, transcodes nothing
+  c.set_roles(1, R"("edge", "transcode")");  // hosts no entity
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto p0 = c.at(0).http_port;
+  auto [artist, token] = test::member(p0, test::unique_name("split"), true);
+  auto h = test::bearer(token);
+  h.emplace_back("X-Track-Title", "Elsewhere");
+  auto accepted = upload(p0, test::read_file(wav), "audio/wav", h);
+  REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
+  auto id = parse<messages::TrackInfo>(accepted.body)->id();
+  std::optional<messages::TrackInfo> track;
+  CHECK(test::eventually(120s, [&] {
+    track = parse<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
+    return track && (track->status() == "ready" || track->status() == "failed");
+  }));
+  REQUIRE(track);
+  CHECK_MESSAGE(track->status() == "ready", track->failure());
+  CHECK(track->renditions_size() == 6);
+  auto metrics = [&](size_t i) { return test::http_get(c.at(i).metrics_port, "/metrics").body; };
+  auto done = R"(chorus_transcode_jobs_total{outcome="done"})";
+  CHECK(test::metric_value(metrics(1), done) >= 1);
+  CHECK(test::metric_value(metrics(0), done) == 0);
+  CHECK(test::metric_value(metrics(1), "chorus_transcode_realtime_factor_count") >= 1);
+  CHECK(test::metric_value(metrics(1), "chorus_transcode_job_seconds_count") >= 1);
+  CHECK(test::metric_value(metrics(1), "chorus_transcode_queue_length") == 0);
+}

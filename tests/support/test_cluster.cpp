@@ -132,6 +132,11 @@ void test_cluster::set_entities_section(std::string keys) {
   set_section("chorus.entities", std::move(keys));
 }
 
+void test_cluster::set_roles(size_t i, std::string roles) {
+  at(i).roles = std::move(roles);
+  write_conf();
+}
+
 void test_cluster::set_section(const std::string& name, std::string keys) {
   if (keys.empty())
     sections_.erase(name);
@@ -148,7 +153,8 @@ void test_cluster::write_conf() {
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
          << ", metrics-port=" << nd.metrics_port
-         << ", roles=[\"edge\", \"entity\", \"transcode\"]},\n";
+         << ", roles=["
+         << (nd.roles.empty() ? R"("edge", "entity", "transcode")" : nd.roles) << "]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n";
   for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
   // Tests send thousands of requests from one address: per-address rate limits are off unless

@@ -66,6 +66,8 @@ class test_cluster {
     std::string name;
     uint16_t actor_port, http_port, ws_port, metrics_port;
     std::unique_ptr<child_process> process;
+    /// Its roles in cluster.conf, e.g. R"("edge", "entity")"; empty: all three.
+    std::string roles = {};
   };
 
   [[nodiscard]] size_t size() const { return nodes_.size(); }
@@ -81,6 +83,10 @@ class test_cluster {
   /// Sets the keys of the `[chorus.entities]` section ("idle-timeout=300ms\n...") and rewrites
   /// cluster.conf; call before starting nodes. Empty (the default): no section, defaults apply.
   void set_entities_section(std::string keys);
+
+  /// Gives node i these roles (e.g. R"("edge", "entity")") and rewrites cluster.conf; call
+  /// before starting it.
+  void set_roles(size_t i, std::string roles);
 
   /// Sets the keys of section `name` (e.g. "chorus.users") like set_entities_section. Without
   /// a "chorus.edge" section the cluster runs with per-address rate limits off.
