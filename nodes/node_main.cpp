@@ -60,6 +60,7 @@
 #include "persistence/outbox_relay.hpp"
 #include "persistence/projection.hpp"
 #include "persistence/rate_limiter.hpp"
+#include "persistence/redis_cache.hpp"
 #include "persistence/redis_client.hpp"
 #include "persistence/reminder_actor.hpp"
 #include "persistence/reminder_pg.hpp"
@@ -392,6 +393,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  // One read-through cache of read models per node (Redis; every read is a miss while it is
+  // down). Projections invalidate what they change once committed.
+  std::shared_ptr<persistence::redis_cache> read_cache;
+  {
+    persistence::redis_client_config rc;
+    rc.url = cfg.storage.redis_url;
+    rc.pool_size = 2;
+    auto client = persistence::redis_client::make(rc);
+    if (!client)
+      fail_fast(log, 2, cfg.path + ": chorus.storage.redis-url: " + error_detail(client.error()));
+    persistence::redis_cache_config cc;
+    cc.prefix = "chorus:cache:" + cfg.cluster_name + ":";
+    read_cache = std::make_shared<persistence::redis_cache>(*client, cc);
+  }
   // Every entity node runs a relay per distinct database; the PostgreSQL advisory lock lets one
   // of them publish at a time, the others are standbys. The demo projection runs where its
   // events exist (debug endpoints on). Each gets its own thread and Redis client: XREADGROUP
@@ -433,7 +448,7 @@ int main(int argc, char** argv) {
       projectors.back()->start();
     };
     project(users::user_domain, persistence::follows_projection());
-    project(audio::audio_domain, persistence::audio_library_projection());
+    project(audio::audio_domain, persistence::audio_library_projection(read_cache));
     if (cfg.debug_endpoints)
       project(debug::counter_domain, persistence::counter_totals_projection());
   }
@@ -546,7 +561,7 @@ int main(int argc, char** argv) {
     tc.max_upload_bytes = cfg.audio.max_upload_bytes;
     tc.limits = media_limits;
     tc.library = audio::spawn_library_query(system, cfg.storage.dsns.at(audio::audio_domain),
-                                            cfg.storage.dsns.at(users::user_domain));
+                                            cfg.storage.dsns.at(users::user_domain), read_cache);
     tc.stream_url_key = cfg.audio.stream_url_key;
     tc.stream_url_ttl = std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.stream_url_ttl);
     tc.node = self->name.str();
@@ -592,8 +607,7 @@ int main(int argc, char** argv) {
   for (const auto& actor :
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),
         caf::actor_cast<caf::actor>(entity_registry), caf::actor_cast<caf::actor>(hub),
-        caf::actor_cast<caf::actor>(ctx.transcoder),
-        caf::actor_cast<caf::actor>(local_transcoder)})
+        caf::actor_cast<caf::actor>(ctx.transcoder), caf::actor_cast<caf::actor>(local_transcoder)})
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const auto& reminder : reminders)
     caf::anon_send_exit(reminder, caf::exit_reason::user_shutdown);

@@ -1,11 +1,13 @@
 #include "persistence/audio_library.hpp"
 
+#include <chrono>
 #include <string_view>
 
 #include "common/clock.hpp"
 #include "messages/errors.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/pg_errors.hpp"
+#include "persistence/redis_cache.hpp"
 
 namespace chorus::persistence {
 
@@ -174,8 +176,23 @@ caf::error apply_playlist(const std::string& id, const stored_event& e, sql_tx& 
 
 }  // namespace
 
-projection audio_library_projection() {
+std::string track_stats_key(const std::string& track) {
+  return "track-stats:" + track;
+}
+
+projection audio_library_projection(std::shared_ptr<redis_cache> cache) {
   projection p;
+  if (cache)
+    p.committed = [cache](const stored_event& e) {
+      if (e.stream.rfind(library_prefix, 0) != 0) return;
+      std::string track;
+      if (messages::LibraryLiked ev; parse(e, ev)) track = ev.track();
+      if (messages::LibraryUnliked ev; parse(e, ev)) track = ev.track();
+      if (messages::LibraryReposted ev; parse(e, ev)) track = ev.track();
+      if (messages::LibraryUnreposted ev; parse(e, ev)) track = ev.track();
+      // A failed invalidation is remembered by the cache and replayed; nothing to do here.
+      if (!track.empty()) (void)cache->invalidate(track_stats_key(track));
+    };
   p.name = "audio_library";
   p.schema = {
       "CREATE TABLE IF NOT EXISTS library_tracks (id text PRIMARY KEY, owner text NOT NULL, "
@@ -228,7 +245,8 @@ struct audio_library_reader::connection {
   pqxx::connection pg;
 };
 
-audio_library_reader::audio_library_reader(std::string dsn) : dsn_(with_connect_timeout(dsn, 2)) {}
+audio_library_reader::audio_library_reader(std::string dsn, std::shared_ptr<redis_cache> cache)
+    : dsn_(with_connect_timeout(dsn, 2)), cache_(std::move(cache)) {}
 
 audio_library_reader::~audio_library_reader() = default;
 
@@ -390,6 +408,21 @@ caf::expected<messages::PlaylistPage> audio_library_reader::playlists(const std:
 }
 
 caf::expected<messages::TrackStats> audio_library_reader::stats(const std::string& track) {
+  if (!cache_) return load_stats(track);
+  auto bytes = cache_->get_or_load(track_stats_key(track), std::chrono::minutes{1},
+                                   [&]() -> caf::expected<std::string> {
+                                     auto s = load_stats(track);
+                                     if (!s) return s.error();
+                                     return s->SerializeAsString();
+                                   });
+  if (!bytes) return bytes.error();
+  messages::TrackStats out;
+  if (!out.ParseFromString(*bytes))
+    return make_error(errc::storage_error, "unreadable cached counts of " + track);
+  return out;
+}
+
+caf::expected<messages::TrackStats> audio_library_reader::load_stats(const std::string& track) {
   return with_connection([&](connection& c) -> caf::expected<messages::TrackStats> {
     pqxx::read_transaction tx{c.pg};
     messages::TrackStats out;

@@ -12,6 +12,8 @@
 
 namespace chorus::persistence {
 
+class redis_cache;
+
 /// The projection `audio_library`: the audio domain's lists, from the events of tracks
 /// (`track/<id>`), libraries (`library/<user>`) and playlists (`playlist/<id>`):
 ///   library_tracks    one row per track (owner, title, visibility, status, created, ready)
@@ -19,14 +21,20 @@ namespace chorus::persistence {
 ///   library_stats     likes and reposts per track, moved in the same transaction
 ///   library_comments  (track, id, author, text, at_s, created)
 ///   library_playlists one row per live playlist (owner, title, visibility, item count)
-projection audio_library_projection();
+/// With `cache`, the likes/reposts counts that readers cache (`audio_library_reader::stats`)
+/// are invalidated once each like or repost event's transaction committed.
+projection audio_library_projection(std::shared_ptr<redis_cache> cache = nullptr);
+
+/// The cache key of a track's counts.
+std::string track_stats_key(const std::string& track);
 
 /// Reads the `audio_library` read model. One connection used by one caller at a time (a
 /// mutex); reconnects after a failure. Pages are newest first (comments oldest first), with
 /// opaque cursors; `bad_cursor`-like refusals are `domain_errc::validation`.
 class audio_library_reader {
  public:
-  explicit audio_library_reader(std::string dsn);
+  /// With `cache`, `stats` reads through it (a minute at most, invalidated by the projection).
+  explicit audio_library_reader(std::string dsn, std::shared_ptr<redis_cache> cache = nullptr);
   ~audio_library_reader();
   audio_library_reader(const audio_library_reader&) = delete;
   audio_library_reader& operator=(const audio_library_reader&) = delete;
@@ -51,7 +59,9 @@ class audio_library_reader {
   struct connection;
   template <class F>
   auto with_connection(F f) -> decltype(f(std::declval<connection&>()));
+  caf::expected<messages::TrackStats> load_stats(const std::string& track);
   std::string dsn_;
+  std::shared_ptr<redis_cache> cache_;
   std::mutex mutex_;
   std::unique_ptr<connection> conn_;
 };

@@ -145,14 +145,17 @@ caf::expected<size_t> projector::apply_from_table(feed_position upper) {
                                std::to_string(upper.txid), upper.position,
                                static_cast<int64_t>(cfg_.batch));
     pg_sql_tx stx{tx};
+    std::vector<stored_event> done;
     for (const auto& row : rows) {
       stored_event e{row[2].as<std::string>(), row[3].as<int64_t>(), row[1].as<int64_t>(),
                      row[4].as<std::string>(), pqxx::binarystring{row[5]}.str()};
       if (auto err = projection_.apply(e, stx)) return err;
       at = feed_position{row[0].as<uint64_t>(), e.global_position};
+      if (projection_.committed) done.push_back(std::move(e));
     }
     if (!rows.empty()) set_checkpoint(tx, projection_.name, at);
     tx.commit();
+    for (const auto& e : done) projection_.committed(e);
     applied_ += rows.size();
     return static_cast<size_t>(rows.size());
   });
@@ -216,11 +219,13 @@ caf::expected<size_t> projector::consume(std::chrono::milliseconds block) {
     auto at = start;
     size_t applied = 0;
     pg_sql_tx stx{tx};
+    std::vector<const stored_event*> done;
     for (const auto& e : events) {
       if (e.at <= at) continue;
       if (auto err = projection_.apply(e.event, stx)) return err;
       at = e.at;
       ++applied;
+      done.push_back(&e.event);
     }
     if (applied == 0) return size_t{0};
     auto in_journal = tx.exec_params1(count_range_sql, std::to_string(start.txid), start.position,
@@ -233,6 +238,8 @@ caf::expected<size_t> projector::consume(std::chrono::milliseconds block) {
     }
     set_checkpoint(tx, projection_.name, at);
     tx.commit();
+    if (projection_.committed)
+      for (const auto* e : done) projection_.committed(*e);
     applied_ += applied;
     return applied;
   });

@@ -46,6 +46,10 @@ struct projection {
   /// Applies one event (it ignores the types it does not project). Runs in the transaction
   /// that moves the checkpoint past the event, so an event is applied exactly once.
   std::function<caf::error(const stored_event&, sql_tx&)> apply;
+  /// Optional: called for each applied event once its transaction committed (never for an
+  /// event whose transaction rolled back), e.g. to invalidate a cache of the read model. Runs on
+  /// the projector's thread; must not block for long.
+  std::function<void(const stored_event&)> committed = {};
 };
 
 /// Settings of a projector. Built by the node's composition code.

@@ -69,10 +69,11 @@ envelope_handler::behavior_type library_query(envelope_handler::pointer,
 }  // namespace
 
 envelope_handler spawn_library_query(caf::actor_system& sys, std::string audio_dsn,
-                                     std::string user_dsn) {
-  auto db =
-      std::shared_ptr<readers>(new readers{persistence::audio_library_reader{std::move(audio_dsn)},
-                                           persistence::follows_reader{std::move(user_dsn)}});
+                                     std::string user_dsn,
+                                     std::shared_ptr<persistence::redis_cache> cache) {
+  auto db = std::shared_ptr<readers>(
+      new readers{persistence::audio_library_reader{std::move(audio_dsn), std::move(cache)},
+                  persistence::follows_reader{std::move(user_dsn)}});
   return sys.spawn<caf::detached>(library_query, std::move(db));
 }
 
