@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "persistence/counter_totals_projection.hpp"
+#include "persistence/errc.hpp"
 #include "persistence/outbox_relay.hpp"
 #include "persistence/projection.hpp"
 #include "tests/integration/persistence/feed_fixture.hpp"
@@ -199,4 +200,32 @@ TEST_CASE(
   }));
   CHECK(total == 2);
   CHECK(totals(f) == rows{{"a", "4", std::to_string(larger)}, {"b", "3", std::to_string(smaller)}});
+}
+
+TEST_CASE(
+    "a projection's committed hook sees each applied event once after its commit and never one "
+    "whose transaction failed") {
+  test::feed_fixture f;
+  f.append("a", 2);
+  f.append("b", 5);
+  std::vector<int64_t> seen;
+  bool fail_next = true;
+  auto proj = counter_totals_projection();
+  auto apply = proj.apply;
+  proj.apply = [&](const stored_event& e, sql_tx& tx) -> caf::error {
+    if (fail_next && e.stream == "counter/b") {
+      fail_next = false;
+      return make_error(errc::storage_error, "the first attempt at b fails");
+    }
+    return apply(e, tx);
+  };
+  proj.committed = [&](const stored_event& e) { seen.push_back(e.global_position); };
+  projector p{projector_cfg(f), proj, f.new_client()};
+  // The batch with b rolls back whole: a is applied again with b, and announced only then.
+  CHECK(!p.catch_up());
+  CHECK(seen.empty());
+  REQUIRE(p.catch_up());
+  CHECK(seen == std::vector<int64_t>{f.positions[0], f.positions[1]});
+  CHECK(p.catch_up());
+  CHECK(seen.size() == 2);
 }
