@@ -50,12 +50,14 @@ struct http_request {
 /// What a handler answers. `status` stays -1 until someone sets it; the edge sends 200 then.
 struct http_response {
   int status = -1;
+  /// Whether the answer so far is a success that nobody gave a status yet (200 when sent).
+  [[nodiscard]] bool ok_so_far() const { return status == -1 || status == 200; }
   header_map headers;
   std::string body;
   /// For the node's log, never sent: what an internal error (5xx) really was.
   std::string internal_detail;
   /// Instead of `body`: bytes [file_offset, file_offset + file_length) of this file, sent in
-  /// chunks straight from the file (Content-Length is file_length).
+  /// straight from the file with sendfile (Content-Length is file_length).
   std::string file_path;
   uint64_t file_offset = 0;
   uint64_t file_length = 0;

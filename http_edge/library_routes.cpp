@@ -239,9 +239,10 @@ void add_library_routes(edge_api& api, config_ptr cfg) {
               messages::PlaylistDelete cmd;
               cmd.set_by(who->user_id());
               change_playlist(api, res, rid, req.matches[1].str(), cmd);
-              if (res.status == 200) {
+              if (res.ok_so_far()) {
                 res.status = 204;
                 res.body.clear();
+                res.headers.erase("Content-Type");
               }
             });
   // POST /v1/playlists/{id}/items {"track", "position"?}: adds a track the owner may see.
@@ -263,7 +264,7 @@ void add_library_routes(edge_api& api, config_ptr cfg) {
               cmd.set_track(*value_of(track));
               cmd.set_position(static_cast<int32_t>(value_of(position).value_or(-1)));
               change_playlist(api, res, rid, req.matches[1].str(), cmd);
-              if (res.status == 200) res.status = 201;
+              if (res.ok_so_far()) res.status = 201;
             });
   api.route(http_method::del, R"(/v1/playlists/([^/]+)/items/([^/]+))",
             "/v1/playlists/{id}/items/{item}",
