@@ -57,7 +57,7 @@ const char* method_name(http_method m) {
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(tcp::socket socket, std::shared_ptr<edge_server::core> core)
-      : stream_(std::move(socket)), core_(std::move(core)), send_timer_(stream_.get_executor()) {
+      : stream_(std::move(socket)), core_(std::move(core)), io_timer_(stream_.get_executor()) {
     ++core_->connections;
     beast::error_code ec;
     auto peer = stream_.socket().remote_endpoint(ec);
@@ -132,11 +132,23 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   // Each read may wait request_timeout for data; the whole upload may take as long as it
   // keeps up the minimum rate.
+  // The deadline is our timer rather than the stream's: the stream's closes the socket when it
+  // fires, and a client that stopped sending should still read why (408).
   void read_upload() {
-    stream_.expires_after(core_->cfg.request_timeout);
-    http::async_read_some(
-        stream_, buffer_, *upload_,
-        [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_upload(ec, n); });
+    stream_.expires_never();
+    upload_stalled_ = false;
+    io_timer_.expires_after(core_->cfg.request_timeout);
+    io_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // the read finished first
+      self->upload_stalled_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+    http::async_read_some(stream_, buffer_, *upload_,
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->io_timer_.cancel();
+                            self->on_upload(ec, n);
+                          });
   }
 
   void on_upload(beast::error_code ec, size_t n) {
@@ -148,7 +160,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
     if (ec) {
       drop_upload();
-      if (ec == beast::error::timeout)
+      if (upload_stalled_ || ec == beast::error::timeout)
         return refuse(408, "request_timeout", "the upload stopped sending");
       return close();
     }
@@ -350,13 +362,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         // The client's window is full: wait until it takes more, or give up at the timeout.
-        send_timer_.expires_after(core_->cfg.write_timeout);
-        send_timer_.async_wait([self = shared_from_this()](beast::error_code timer_ec) {
+        io_timer_.expires_after(core_->cfg.write_timeout);
+        io_timer_.async_wait([self = shared_from_this()](beast::error_code timer_ec) {
           if (!timer_ec) self->stream_.socket().cancel();
         });
         socket.async_wait(tcp::socket::wait_write,
                           [self = shared_from_this(), f](beast::error_code wait_ec) {
-                            self->send_timer_.cancel();
+                            self->io_timer_.cancel();
                             if (wait_ec) return self->close();
                             self->send_file_bytes(f);
                           });
@@ -396,7 +408,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::file_body>> upload_;
-  net::steady_timer send_timer_;       // write_timeout of a sendfile waiting for the client
+  // A deadline of our own where Beast's would close the socket before we can answer: a
+  // sendfile waiting for the client (write_timeout), an upload read (request_timeout, then 408).
+  net::steady_timer io_timer_;
+  bool upload_stalled_ = false;
   std::unique_ptr<char[]> drain_buf_;  // only while closing
   std::string upload_path_;
   uint64_t upload_limit_ = 0;

@@ -121,6 +121,9 @@ using playlist_self = envelope_handler::stateful_pointer<playlist_state>;
 /// The checks every change shares: the playlist exists and `by` owns it.
 caf::error may_change(const playlist_model& m, const std::string& by, const std::string& id) {
   if (!m.exists()) return make_error(domain_errc::not_found, "no playlist " + id);
+  // A private playlist does not exist for anyone else, as GET says.
+  if (by != m.info.owner() && m.info.visibility() == "private")
+    return make_error(domain_errc::not_found, "no playlist " + id);
   if (by != m.info.owner())
     return make_error(domain_errc::forbidden, "only the playlist's owner may change it");
   return {};
