@@ -138,14 +138,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
     stream_.expires_never();
     upload_stalled_ = false;
     io_timer_.expires_after(core_->cfg.request_timeout);
-    io_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // the read finished first
+    io_timer_.async_wait([self = shared_from_this(), gen = ++timer_gen_](beast::error_code ec) {
+      // An expiry that raced the read's completion belongs to a wait that is over.
+      if (ec || gen != self->timer_gen_) return;
       self->upload_stalled_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
     http::async_read_some(stream_, buffer_, *upload_,
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            ++self->timer_gen_;
                             self->io_timer_.cancel();
                             self->on_upload(ec, n);
                           });
@@ -357,17 +359,24 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n > 0) {
         f->offset += static_cast<uint64_t>(n);
         f->remain -= static_cast<uint64_t>(n);
-        continue;
+        if (f->remain == 0) break;
+        // Other connections on this thread get their turn between steps.
+        return net::post(stream_.get_executor(),
+                         [self = shared_from_this(), f] { self->send_file_bytes(f); });
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         // The client's window is full: wait until it takes more, or give up at the timeout.
         io_timer_.expires_after(core_->cfg.write_timeout);
-        io_timer_.async_wait([self = shared_from_this()](beast::error_code timer_ec) {
-          if (!timer_ec) self->stream_.socket().cancel();
-        });
+        io_timer_.async_wait(
+            [self = shared_from_this(), gen = ++timer_gen_](beast::error_code timer_ec) {
+              if (timer_ec || gen != self->timer_gen_) return;
+              beast::error_code ignored;
+              self->stream_.socket().cancel(ignored);
+            });
         socket.async_wait(tcp::socket::wait_write,
                           [self = shared_from_this(), f](beast::error_code wait_ec) {
+                            ++self->timer_gen_;
                             self->io_timer_.cancel();
                             if (wait_ec) return self->close();
                             self->send_file_bytes(f);
@@ -412,6 +421,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // sendfile waiting for the client (write_timeout), an upload read (request_timeout, then 408).
   net::steady_timer io_timer_;
   bool upload_stalled_ = false;
+  uint64_t timer_gen_ = 0;  // the io_timer_ wait that may still act; older ones are stale
   std::unique_ptr<char[]> drain_buf_;  // only while closing
   std::string upload_path_;
   uint64_t upload_limit_ = 0;

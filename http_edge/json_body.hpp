@@ -30,6 +30,9 @@ using field = std::variant<std::optional<T>, refusal>;
 
 std::string lower_ascii(std::string s);
 
+/// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view s);
+
 /// Characters (code points) of UTF-8 text.
 size_t utf8_length(const std::string& s);
 

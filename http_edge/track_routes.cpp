@@ -222,6 +222,9 @@ void add_track_routes(edge_api& api, track_routes_config config) {
                             "multipart/form-data form with a \"file\" part",
                             rid);
         }
+        for (const auto& [key, value] : meta)
+          if (!valid_utf8(value))
+            return send_error(res, {422, "validation", 0}, key + " is not UTF-8 text", rid);
         auto title = meta["title"];
         auto visibility = lower_ascii(meta.count("visibility") ? meta["visibility"] : "public");
         auto artist = meta["artist"];
@@ -357,7 +360,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
         }
         uint64_t first = range.kind == byte_range::part ? range.first : 0;
         uint64_t length = range.kind == byte_range::part ? range.last - first + 1 : size;
-        if (cfg->plays) {
+        if (cfg->plays && req.method != "HEAD") {
           messages::PlayEvent ev;
           ev.set_track(id);
           ev.set_user(is_private && !is_signed ? track->owner() : caller_of(api, req, res, rid));
@@ -371,6 +374,7 @@ void add_track_routes(edge_api& api, track_routes_config config) {
           ev.set_at_ms(unix_ms_now());
           ev.set_request_id(rid);
           ev.set_node(cfg->node);
+          if (res.status == 429) return;  // the listener's account is over its rate limit
           cfg->plays(ev);
         }
         res.headers.erase("Content-Type");

@@ -251,6 +251,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  // A peer that resets a connection mid-answer must cost that connection, not the node:
+  // sendfile(2) has no MSG_NOSIGNAL, so its EPIPE would otherwise come with a fatal SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   json_log log{self->name.str()};

@@ -28,7 +28,7 @@ caf::expected<ms_cursor> parse_cursor(const std::string& cursor) {
   ms_cursor out;
   if (cursor.empty()) return out;
   auto dot = cursor.find('.');
-  bool ok = dot != std::string::npos && dot > 0 && dot <= 19 && cursor.size() - dot - 1 <= 128 &&
+  bool ok = dot != std::string::npos && dot > 0 && dot <= 18 && cursor.size() - dot - 1 <= 128 &&
             cursor.size() > dot + 1;
   for (size_t i = 0; ok && i < dot; ++i) ok = cursor[i] >= '0' && cursor[i] <= '9';
   if (!ok) return make_error(domain_errc::validation, "cursor is not one this server made");
@@ -305,8 +305,14 @@ caf::expected<messages::TrackPage> audio_library_reader::feed(
     pqxx::read_transaction tx{c.pg};
     if (!has_tables(tx)) return messages::TrackPage{};
     std::string list = "{";
-    for (size_t i = 0; i < owners.size(); ++i)
-      list += (i > 0 ? "," : "") + std::string{"\""} + owners[i] + "\"";
+    for (size_t i = 0; i < owners.size(); ++i) {
+      list += i > 0 ? ",\"" : "\"";
+      for (char c : owners[i]) {
+        if (c == '"' || c == '\\') list += '\\';
+        list += c;
+      }
+      list += '"';
+    }
     list += "}";
     auto rows = tx.exec_params(
         std::string{"SELECT "} + track_columns +

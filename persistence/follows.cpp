@@ -16,7 +16,7 @@ constexpr std::string_view user_prefix = "user/";
 // Cursor: "<since_ms>.<user id>" of the last row of the previous page.
 bool parse_cursor(const std::string& cursor, int64_t& since_ms, std::string& id) {
   auto dot = cursor.find('.');
-  if (dot == std::string::npos || dot == 0 || dot > 19 || cursor.size() - dot - 1 > 64)
+  if (dot == std::string::npos || dot == 0 || dot > 18 || cursor.size() - dot - 1 > 64)
     return false;
   for (size_t i = 0; i < dot; ++i)
     if (cursor[i] < '0' || cursor[i] > '9') return false;

@@ -25,6 +25,11 @@ constexpr int max_attempts = 3;
 constexpr size_t max_comment_keys = 1000;
 constexpr const char* dispatch_name = "dispatch";
 
+/// A retried comment is recognised by its author's client id (two authors may pick the same).
+std::string comment_key(const std::string& author, const std::string& client_id) {
+  return author + "\n" + client_id;
+}
+
 struct track_model {
   messages::TrackInfo info;  ///< id/created_at/waveform_url filled when answered
   std::string upload_blob;
@@ -98,7 +103,7 @@ struct track_model {
     if (messages::TrackCommented ev; parse_as(type, payload, ev)) {
       info.set_comment_count(static_cast<int32_t>(ev.id()));
       if (!ev.client_id().empty()) {
-        comment_keys[ev.client_id()] = ev.id();
+        comment_keys[comment_key(ev.author(), ev.client_id())] = ev.id();
         if (comment_keys.size() > max_comment_keys) {
           auto oldest =
               std::min_element(comment_keys.begin(), comment_keys.end(),
@@ -272,7 +277,7 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
         return make_error(domain_errc::validation, "a comment needs an author and text");
       auto answer = [self, cmd](const track_model& m) -> caf::expected<std::string> {
         messages::TrackComment c;
-        auto key = m.comment_keys.find(cmd.client_id());
+        auto key = m.comment_keys.find(comment_key(cmd.author(), cmd.client_id()));
         c.set_id(!cmd.client_id().empty() && key != m.comment_keys.end() ? key->second
                                                                          : m.info.comment_count());
         c.set_track(self->state.base.id);
@@ -285,7 +290,8 @@ envelope_handler::behavior_type track(track_self self, std::string id, entity_co
       return run(
           [cmd, self](track_model& m) -> caf::expected<std::vector<new_event>> {
             if (!m.exists()) return no_track(self->state.base.id);
-            if (!cmd.client_id().empty() && m.comment_keys.count(cmd.client_id()) > 0)
+            if (!cmd.client_id().empty() &&
+                m.comment_keys.count(comment_key(cmd.author(), cmd.client_id())) > 0)
               return no_events();  // a retried post
             if (cmd.at_s() > m.info.duration_s() && m.info.status() == "ready")
               return make_error(domain_errc::validation, "at_s is past the end of the track");

@@ -321,6 +321,9 @@ TEST_CASE(
       upload(p0, form({{"title", "Red Sky"}, {"tags", "a,b,c,d,e,f,g,h,i,j,k"}}, with_cover),
              form_type, owner),
       422, "validation"));
+  // Metadata must be text: a title that is not UTF-8 is refused before anything is stored.
+  CHECK(error_is(upload(p0, form({{"title", "Red \xff\xfe Sky"}}, with_cover), form_type, owner),
+                 422, "validation"));
 
   auto track = ready_track(p0, token, id);
   ready_track(p0, token, hidden);
@@ -395,6 +398,10 @@ TEST_CASE(
   auto second = comment(R"({"text":"Great ending","client_id":"c2"})", listener);
   CHECK_MESSAGE(second.status == 201, second.body);
   CHECK(has(second.body, R"("id":"2")"));
+  // Another author's "c1" is another comment, not a retry of the fan's.
+  auto owners_c1 = comment(R"({"text":"Thanks!","client_id":"c1"})", owner);
+  CHECK_MESSAGE(owners_c1.status == 201, owners_c1.body);
+  CHECK(has(owners_c1.body, R"("id":"3")"));
   CHECK(error_is(comment(R"({"text":")" + std::string(2001, 'x') + R"("})", listener), 422,
                  "validation"));
   CHECK(error_is(comment(R"({"text":"Anonymous praise"})", {}), 401, "unauthenticated"));
@@ -403,10 +410,11 @@ TEST_CASE(
   CHECK(test::eventually(20s, [&] {
     comments =
         parse<messages::CommentPage>(test::http_get(p1, "/v1/tracks/" + id + "/comments").body);
-    return comments && comments->comments_size() >= 2;
+    return comments && comments->comments_size() >= 3;
   }));
   REQUIRE(comments);
-  REQUIRE(comments->comments_size() == 2);
+  REQUIRE(comments->comments_size() == 3);
+  CHECK(comments->comments(2).author() == artist.id());
   CHECK(comments->comments(0).id() == 1);
   CHECK(comments->comments(0).text() == "Lovely intro");
   CHECK(comments->comments(1).id() == 2);
@@ -453,6 +461,14 @@ TEST_CASE(
   CHECK(error_is(test::http_get(p1, "/v1/me/feed"), 401, "unauthenticated"));
   CHECK(error_is(test::http_get(p1, "/v1/me/feed?limit=0", listener), 422, "validation"));
   CHECK(error_is(test::http_get(p1, "/v1/me/feed?cursor=garbage", listener), 422, "validation"));
+  // A cursor too large for its number is refused, and the lists keep working afterwards.
+  CHECK(error_is(test::http_get(p1, tracks_path + "?cursor=9999999999999999999.x"), 422,
+                 "validation"));
+  CHECK(error_is(
+      test::http_get(p1, "/v1/users/" + fan.id() + "/following?cursor=9999999999999999999.x"), 422,
+      "validation"));
+  CHECK(list_eventually(p1, tracks_path, {},
+                        [&](const auto& ids) { return ids == std::vector<std::string>{id}; }));
 }
 
 TEST_CASE(
