@@ -35,6 +35,9 @@ struct entity_context {
   live_hub live = {};
   /// This node's transcoder (audio jobs), when it has the `transcode` role; invalid otherwise.
   envelope_handler transcoder = {};
+  /// Node-local services that are not entities, reached through this node's registry by the
+  /// envelope's kind (peers send "transcoder" jobs this way).
+  std::map<std::string, envelope_handler> services = {};
   /// How long a transcode job may take before the track sends it again.
   std::chrono::milliseconds transcode_timeout{600000};
 

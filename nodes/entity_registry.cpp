@@ -307,7 +307,11 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
   });
   self->delayed_send(self, limits.sweep_interval, sweep_atom_v);
   return {
-      [self](entity_envelope& env) {
+      [self](entity_envelope& env) -> caf::result<std::string> {
+        // A node-local service (not an entity): handed over as it is.
+        const auto& services = self->state.ctx.services;
+        if (auto svc = services.find(env.kind); svc != services.end())
+          return self->delegate(svc->second, std::move(env));
         auto promise = self->make_response_promise<std::string>();
         auto ticket = ++self->state.next_ticket;
         self->state.deliveries.emplace(ticket, delivery{std::move(env), promise, 0, 0, {}});

@@ -23,6 +23,7 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 constexpr const char* entity_role = "entity";
+constexpr const char* transcode_role = "transcode";
 
 struct peer_state {
   node_spec spec;           // as of the latest cluster.conf that lists it
@@ -40,10 +41,10 @@ struct membership_state {
   const node_spec* self_spec = nullptr;
   node_probe* probe = nullptr;
   json_log* log = nullptr;
-  envelope_handler registry;  // ours, handed to peers
-  router_actor router;        // told about live peers' registries
-  live_hub_actor hub;         // ours: handed to peers, told about live peers' hubs
-  transcode_links transcode;  // ours handed to peers; the dispatcher told about theirs
+  envelope_handler registry;              // ours, handed to peers
+  router_actor router;                    // told about live peers' registries
+  live_hub_actor hub;                     // ours: handed to peers, told about live peers' hubs
+  transcode_dispatcher_actor dispatcher;  // told which transcode peers are live
   clock_type::time_point started = clock_type::now();
   std::map<std::string, peer_state> peers;
   uint64_t next_generation = 0;
@@ -76,15 +77,14 @@ void mark_down(self_pointer self, peer_state& peer, std::string reason) {
     self->state.probe->peer_down(peer.spec.name);
     self->send(self->state.router, peer_down_atom_v, peer.spec.name.str());
     self->send(self->state.hub, peer_down_atom_v, peer.spec.name.str());
-    self->send(self->state.transcode.dispatcher, peer_down_atom_v, peer.spec.name.str());
+    self->send(self->state.dispatcher, peer_down_atom_v, peer.spec.name.str());
   }
   peer.reason = std::move(reason);
   schedule_dial(self, peer);
 }
 
 void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& handle,
-             const envelope_handler& registry, const live_hub& hub,
-             const envelope_handler& transcoder) {
+             const envelope_handler& registry, const live_hub& hub) {
   peer.dialing = false;
   peer.up = true;
   peer.since = clock_type::now();
@@ -96,7 +96,8 @@ void mark_up(self_pointer self, peer_state& peer, const caf::strong_actor_ptr& h
   self->send(self->state.router, peer_up_atom_v, peer.spec.name.str(), registry,
              peer.spec.has_role(entity_role));
   self->send(self->state.hub, peer_up_atom_v, peer.spec.name.str(), hub);
-  self->send(self->state.transcode.dispatcher, peer_up_atom_v, peer.spec.name.str(), transcoder);
+  if (peer.spec.has_role(transcode_role))
+    self->send(self->state.dispatcher, peer_up_atom_v, peer.spec.name.str(), registry);
   self->state.log->info("membership", "peer up", {{"peer", peer.spec.name.str()}});
 }
 
@@ -130,8 +131,7 @@ void dial(self_pointer self, const std::string& name) {
             self->request(remote, timeout, whoami_atom_v)
                 .then(
                     [self, name, ptr, current](std::string& cluster, std::string& node,
-                                               envelope_handler& registry, live_hub& hub,
-                                               envelope_handler& transcoder) {
+                                               envelope_handler& registry, live_hub& hub) {
                       auto* p = current();
                       if (p == nullptr) return;
                       auto& peer = *p;
@@ -140,7 +140,7 @@ void dial(self_pointer self, const std::string& name) {
                                   "the actor port answers as node \"" + node + "\" of cluster \"" +
                                       cluster + "\"");
                       else
-                        mark_up(self, peer, ptr, registry, hub, transcoder);
+                        mark_up(self, peer, ptr, registry, hub);
                     },
                     [self, current](caf::error& err) {
                       if (auto* p = current())
@@ -159,7 +159,7 @@ void remove_peer(self_pointer self, std::map<std::string, peer_state>::iterator 
     self->state.probe->peer_down(peer.spec.name);
     self->send(self->state.router, peer_down_atom_v, i->first);
     self->send(self->state.hub, peer_down_atom_v, i->first);
-    self->send(self->state.transcode.dispatcher, peer_down_atom_v, i->first);
+    self->send(self->state.dispatcher, peer_down_atom_v, i->first);
   }
   self->state.log->info("membership", "peer removed by reload", {{"peer", i->first}});
   self->state.peers.erase(i);
@@ -232,13 +232,13 @@ std::string render_status(self_pointer self) {
 membership_actor::behavior_type membership(self_pointer self, const cluster_config* cfg,
                                            const node_spec* me, envelope_handler registry,
                                            router_actor router, live_hub_actor hub,
-                                           transcode_links transcode, node_probe* probe,
+                                           transcode_dispatcher_actor dispatcher, node_probe* probe,
                                            json_log* log) {
   auto& st = self->state;
   st.registry = std::move(registry);
   st.router = std::move(router);
   st.hub = std::move(hub);
-  st.transcode = std::move(transcode);
+  st.dispatcher = std::move(dispatcher);
   st.cfg = cfg;
   st.self_spec = me;
   st.probe = probe;
@@ -258,10 +258,9 @@ membership_actor::behavior_type membership(self_pointer self, const cluster_conf
   });
   return {
       [self](whoami_atom) {
-        return caf::result<std::string, std::string, envelope_handler, live_hub,
-                           envelope_handler>{
+        return caf::result<std::string, std::string, envelope_handler, live_hub>{
             self->state.cfg->cluster_name, self->state.self_spec->name.str(), self->state.registry,
-            caf::actor_cast<live_hub>(self->state.hub), self->state.transcode.transcoder};
+            caf::actor_cast<live_hub>(self->state.hub)};
       },
       [self](status_atom) { return render_status(self); },
       [self](begin_atom) {
@@ -289,9 +288,10 @@ std::string cluster_view(const cluster_config& cfg) {
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
                                   const node_spec& self, envelope_handler registry,
                                   router_actor router, live_hub_actor hub,
-                                  transcode_links transcode, node_probe& probe, json_log& log) {
+                                  transcode_dispatcher_actor dispatcher, node_probe& probe,
+                                  json_log& log) {
   return sys.spawn(membership, &cfg, &self, std::move(registry), std::move(router), std::move(hub),
-                   std::move(transcode), &probe, &log);
+                   std::move(dispatcher), &probe, &log);
 }
 
 }  // namespace chorus

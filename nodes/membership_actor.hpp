@@ -10,8 +10,8 @@
 #include "messages/caf_types.hpp"
 #include "nodes/cluster_config.hpp"
 #include "nodes/live_hub.hpp"
-#include "nodes/transcode_dispatcher.hpp"
 #include "nodes/router.hpp"
+#include "nodes/transcode_dispatcher.hpp"
 
 namespace chorus {
 
@@ -24,9 +24,8 @@ class node_probe;
 /// new node list: new peers are dialled, removed ones dropped, all without a restart.
 using membership_actor = caf::typed_actor<
     /// Asked by a peer after connecting: answers (cluster name, node name, entity registry,
-    /// live-event hub, transcoder or an invalid handle).
-    caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler, live_hub,
-                                       envelope_handler>,
+    /// live-event hub). Its shape is the handshake between versions: keep it.
+    caf::replies_to<whoami_atom>::with<std::string, std::string, envelope_handler, live_hub>,
     /// Local query: answers this node's view as a serialized messages::NodeStatus.
     caf::replies_to<status_atom>::with<std::string>,
     /// Start dialling every peer. Sent once by main() after all ports are bound, so a node that
@@ -43,16 +42,12 @@ std::string cluster_view(const cluster_config& cfg);
 /// Spawns the membership actor of `self`. It hands `registry` and `hub` to peers that ask who it
 /// is, tells `router` which peers' registries are live and `hub` which peers' hubs are. `cfg`,
 /// `probe` and `log` must outlive the actor system.
-/// The transcode side of membership: this node's transcoder (handed to peers; invalid without
-/// the `transcode` role) and its dispatcher (told which peers' transcoders are live).
-struct transcode_links {
-  envelope_handler transcoder;
-  transcode_dispatcher_actor dispatcher;
-};
-
+/// Also tells `dispatcher` which peers with the `transcode` role are live (their registries
+/// hand transcode jobs to their transcoders).
 membership_actor spawn_membership(caf::actor_system& sys, const cluster_config& cfg,
                                   const node_spec& self, envelope_handler registry,
                                   router_actor router, live_hub_actor hub,
-                                  transcode_links transcode, node_probe& probe, json_log& log);
+                                  transcode_dispatcher_actor dispatcher, node_probe& probe,
+                                  json_log& log);
 
 }  // namespace chorus

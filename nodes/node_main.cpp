@@ -354,6 +354,7 @@ int main(int argc, char** argv) {
   // a peer): an entity node without the transcode role still gets its tracks transcoded.
   auto dispatcher = spawn_transcode_dispatcher(system, self->name.str(), local_transcoder);
   ctx.transcoder = caf::actor_cast<envelope_handler>(dispatcher);
+  if (local_transcoder) ctx.services.emplace("transcoder", local_transcoder);
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
   // connections here that subscribed and to every peer's hub (membership keeps it told).
   auto live = std::make_shared<edge::live_connections>();
@@ -471,8 +472,8 @@ int main(int argc, char** argv) {
   // Due reminders go through the router, so they reach each entity's current owner.
   for (const auto& reminder : reminders)
     caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));
-  auto membership = spawn_membership(system, cfg, *self, entity_registry, router, hub,
-                                     {local_transcoder, dispatcher}, probe, log);
+  auto membership =
+      spawn_membership(system, cfg, *self, entity_registry, router, hub, dispatcher, probe, log);
 
   // SO_REUSEADDR: a node restarted right after kill -9 must be able to bind through TIME_WAIT;
   // a port that another process listens on still fails.

@@ -21,7 +21,8 @@ constexpr std::chrono::seconds offer_timeout{3};
 
 struct dispatcher_state {
   std::string self_name;
-  std::map<std::string, envelope_handler> transcoders;  ///< live ones, this node's included
+  /// Where each live transcode node takes jobs: this node's transcoder, peers' registries.
+  std::map<std::string, envelope_handler> transcoders;
   static inline const char* name = "chorus.transcode_dispatcher";
 };
 
@@ -43,9 +44,9 @@ std::vector<envelope_handler> ranked(const dispatcher_state& st, const std::stri
 void offer(self_pointer self, std::shared_ptr<std::vector<envelope_handler>> order, size_t i,
            entity_envelope env, caf::typed_response_promise<std::string> rp) {
   if (i >= order->size()) {
-    rp.deliver(make_error(runtime_errc::overloaded,
-                          order->empty() ? "no live node has the transcode role"
-                                         : "every transcoder refused the job"));
+    rp.deliver(make_error(runtime_errc::overloaded, order->empty()
+                                                        ? "no live node has the transcode role"
+                                                        : "every transcoder refused the job"));
     return;
   }
   self->request((*order)[i], offer_timeout, env)
@@ -67,11 +68,8 @@ transcode_dispatcher_actor::behavior_type dispatcher(self_pointer self, std::str
         offer(self, std::move(order), 0, std::move(env), rp);
         return rp;
       },
-      [self](peer_up_atom, const std::string& name, const envelope_handler& transcoder) {
-        if (transcoder)
-          self->state.transcoders[name] = transcoder;
-        else
-          self->state.transcoders.erase(name);
+      [self](peer_up_atom, const std::string& name, const envelope_handler& registry) {
+        if (registry) self->state.transcoders[name] = registry;
       },
       [self](peer_down_atom, const std::string& name) {
         if (name != self->state.self_name) self->state.transcoders.erase(name);

@@ -268,9 +268,13 @@ TEST_CASE(
   CHECK(track->renditions_size() == 6);
   auto metrics = [&](size_t i) { return test::http_get(c.at(i).metrics_port, "/metrics").body; };
   auto done = R"(chorus_transcode_jobs_total{outcome="done"})";
-  CHECK(test::metric_value(metrics(1), done) >= 1);
+  // The job is counted once its worker is through, a moment after the track heard of it.
+  CHECK(test::eventually(10s, [&] {
+    auto page = metrics(1);
+    return test::metric_value(page, done) >= 1 &&
+           test::metric_value(page, "chorus_transcode_realtime_factor_count") >= 1 &&
+           test::metric_value(page, "chorus_transcode_job_seconds_count") >= 1;
+  }));
   CHECK(test::metric_value(metrics(0), done) == 0);
-  CHECK(test::metric_value(metrics(1), "chorus_transcode_realtime_factor_count") >= 1);
-  CHECK(test::metric_value(metrics(1), "chorus_transcode_job_seconds_count") >= 1);
   CHECK(test::metric_value(metrics(1), "chorus_transcode_queue_length") == 0);
 }
