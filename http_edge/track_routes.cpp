@@ -67,6 +67,17 @@ std::optional<std::vector<std::string>> tags_of(const std::string& header) {
   return out;
 }
 
+/// `?format=opus|aac|mp3&quality=high|low` (opus and high by default); ("", "") when either
+/// is something else.
+std::pair<std::string, std::string> rendition_params(const http_request& req) {
+  auto format = req.has_param("format") ? req.get_param_value("format") : "opus";
+  auto quality = req.has_param("quality") ? req.get_param_value("quality") : "high";
+  if ((format != "opus" && format != "aac" && format != "mp3") ||
+      (quality != "high" && quality != "low"))
+    return {};
+  return {format, quality};
+}
+
 /// The signature of a stream URL: hex HMAC-SHA256 over track, format, quality and expiry.
 std::string stream_signature(const std::string& key, const std::string& id,
                              const std::string& format, const std::string& quality,
@@ -289,10 +300,8 @@ void add_track_routes(edge_api& api, track_routes_config config) {
       http_method::get, R"(/v1/tracks/([^/]+)/stream)", "/v1/tracks/{id}/stream",
       [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
         auto id = req.matches[1].str();
-        auto format = req.has_param("format") ? req.get_param_value("format") : "opus";
-        auto quality = req.has_param("quality") ? req.get_param_value("quality") : "high";
-        if ((format != "opus" && format != "aac" && format != "mp3") ||
-            (quality != "high" && quality != "low"))
+        auto [format, quality] = rendition_params(req);
+        if (format.empty())
           return send_error(res, {422, "validation", 0},
                             "format must be opus, aac or mp3 and quality high or low", rid);
         if (!valid_entity_id(id)) return send_error(res, no_track(), rid);
@@ -415,10 +424,8 @@ void add_track_routes(edge_api& api, track_routes_config config) {
   api.route(
       http_method::get, R"(/v1/tracks/([^/]+)/stream-url)", "/v1/tracks/{id}/stream-url",
       [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-        auto format = req.has_param("format") ? req.get_param_value("format") : "opus";
-        auto quality = req.has_param("quality") ? req.get_param_value("quality") : "high";
-        if ((format != "opus" && format != "aac" && format != "mp3") ||
-            (quality != "high" && quality != "low"))
+        auto [format, quality] = rendition_params(req);
+        if (format.empty())
           return send_error(res, {422, "validation", 0},
                             "format must be opus, aac or mp3 and quality high or low", rid);
         auto id = req.matches[1].str();

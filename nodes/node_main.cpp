@@ -399,18 +399,20 @@ int main(int argc, char** argv) {
 
   // One read-through cache of read models per node (Redis; every read is a miss while it is
   // down). Projections invalidate what they change once committed.
-  std::shared_ptr<persistence::redis_cache> read_cache;
-  {
+  // Each Redis user gets a client of its own (connections are not shared between a blocking
+  // XREADGROUP and the rest), all from chorus.storage.redis-url.
+  auto redis_for = [&](size_t pool) {
     persistence::redis_client_config rc;
     rc.url = cfg.storage.redis_url;
-    rc.pool_size = 2;
+    rc.pool_size = pool;
     auto client = persistence::redis_client::make(rc);
     if (!client)
       fail_fast(log, 2, cfg.path + ": chorus.storage.redis-url: " + error_detail(client.error()));
-    persistence::redis_cache_config cc;
-    cc.prefix = "chorus:cache:" + cfg.cluster_name + ":";
-    read_cache = std::make_shared<persistence::redis_cache>(*client, cc);
-  }
+    return *client;
+  };
+  persistence::redis_cache_config cache_cfg;
+  cache_cfg.prefix = "chorus:cache:" + cfg.cluster_name + ":";
+  auto read_cache = std::make_shared<persistence::redis_cache>(redis_for(2), cache_cfg);
   // Every entity node runs a relay per distinct database; the PostgreSQL advisory lock lets one
   // of them publish at a time, the others are standbys. The demo projection runs where its
   // events exist (debug endpoints on). Each gets its own thread and Redis client: XREADGROUP
@@ -418,15 +420,6 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<persistence::outbox_relay>> relays;
   std::vector<std::unique_ptr<persistence::projector>> projectors;
   if (self->has_role("entity")) {
-    auto redis_for = [&](size_t pool) {
-      persistence::redis_client_config rc;
-      rc.url = cfg.storage.redis_url;
-      rc.pool_size = pool;
-      auto client = persistence::redis_client::make(rc);
-      if (!client)
-        fail_fast(log, 2, cfg.path + ": chorus.storage.redis-url: " + error_detail(client.error()));
-      return *client;
-    };
     auto relay_redis = redis_for(2);
     std::set<std::string> dsns;
     for (const auto& [domain, dsn] : cfg.storage.dsns) dsns.insert(dsn);
@@ -492,17 +485,10 @@ int main(int argc, char** argv) {
                            }};
   // One rate limiter (GCRA in Redis, local fallback) for the edge's route classes and the
   // login and registration throttles.
-  persistence::redis_client_config limiter_rc;
-  limiter_rc.url = cfg.storage.redis_url;
-  limiter_rc.pool_size = 4;
-  auto limiter_redis = persistence::redis_client::make(limiter_rc);
-  if (!limiter_redis)
-    fail_fast(log, 2,
-              cfg.path + ": chorus.storage.redis-url: " + error_detail(limiter_redis.error()));
   persistence::rate_limiter_config lc;
   // Clusters sharing one Redis keep their limits apart.
   lc.prefix = "chorus:rl:" + cfg.cluster_name + ":";
-  auto limiter = std::make_shared<persistence::rate_limiter>(*limiter_redis, lc);
+  auto limiter = std::make_shared<persistence::rate_limiter>(redis_for(4), lc);
 
   edge::edge_config edge_cfg;
   edge_cfg.host = self->host;
@@ -547,18 +533,8 @@ int main(int argc, char** argv) {
     edge.add_routes([&](edge::edge_api& api) { edge::add_user_routes(api, std::move(uc)); });
   }
   // Play events go to the event bus (a Redis stream) from a thread of their own.
-  std::unique_ptr<audio::play_event_log> plays;
-  {
-    persistence::redis_client_config prc;
-    prc.url = cfg.storage.redis_url;
-    prc.pool_size = 1;
-    auto plays_redis = persistence::redis_client::make(prc);
-    if (!plays_redis)
-      fail_fast(log, 2,
-                cfg.path + ": chorus.storage.redis-url: " + error_detail(plays_redis.error()));
-    plays = std::make_unique<audio::play_event_log>(
-        *plays_redis, audio::play_stream_name(cfg.cluster_name), &audio_metrics);
-  }
+  auto plays = std::make_unique<audio::play_event_log>(
+      redis_for(1), audio::play_stream_name(cfg.cluster_name), &audio_metrics);
   {
     edge::track_routes_config tc;
     tc.blobs = blobs;

@@ -5,12 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
+#include "tests/support/raw_conn.hpp"
 #include "tests/support/test_cluster.hpp"
 
 // The edge's own limits against a real node: request and header sizes, JSON depth, and
@@ -21,71 +16,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::raw_conn;
+
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-/// A raw TCP connection to 127.0.0.1:port (for requests no HTTP client library would send).
-class raw_conn {
- public:
-  explicit raw_conn(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~raw_conn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  raw_conn(const raw_conn&) = delete;
-  raw_conn& operator=(const raw_conn&) = delete;
-  raw_conn(raw_conn&& o) noexcept : fd_(o.fd_), connected_(o.connected_) { o.fd_ = -1; }
-
-  [[nodiscard]] bool connected() const { return connected_; }
-
-  /// Sends all of `bytes`; false when the server closed meanwhile.
-  bool send(const std::string& bytes) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  /// Reads until the server closes the connection or `timeout` passes without data; what came.
-  std::string read_all(std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0) {
-        closed_ = true;
-        break;
-      }
-      if (n < 0) {
-        if (errno == ECONNRESET) closed_ = true;
-        break;
-      }
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  /// Whether the last read_all ended because the server closed the connection.
-  [[nodiscard]] bool closed_by_server() const { return closed_; }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  bool closed_ = false;
-};
 
 std::string status_line(const std::string& response) {
   return response.substr(0, response.find("\r\n"));

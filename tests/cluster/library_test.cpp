@@ -1,12 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <poll.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -23,6 +16,8 @@
 #include "messages/users.pb.h"
 #include "tests/support/accounts.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/raw_conn.hpp"
+#include "tests/support/replies.hpp"
 #include "tests/support/test_cluster.hpp"
 
 // The audio library against real nodes: track metadata, cover art and waveform, comments, likes,
@@ -34,26 +29,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::error_is;
+using test::has;
+using test::parse_json;
+using test::raw_conn;
+
 using headers = std::vector<std::pair<std::string, std::string>>;
-
-template <class Message>
-std::optional<Message> parse(const std::string& json) {
-  Message m;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(json, &m, opts).ok()) return std::nullopt;
-  return m;
-}
-
-bool error_is(const test::http_reply& r, int status, const std::string& code) {
-  if (r.status != status) MESSAGE("got " << r.status << ": " << r.body);
-  return r.status == status &&
-         r.body.find(R"({"error":{"code":")" + code + R"(")") != std::string::npos;
-}
-
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 headers with(headers h, const std::string& name, const std::string& value) {
   h.emplace_back(name, value);
@@ -114,7 +95,7 @@ std::string upload_raw(uint16_t port, const std::string& token, const std::strin
       with(with(test::bearer(token), "X-Track-Title", title), "X-Track-Visibility", visibility);
   auto r = upload(port, audio, "audio/mpeg", h);
   REQUIRE_MESSAGE(r.status == 202, r.body);
-  auto t = parse<messages::TrackInfo>(r.body);
+  auto t = parse_json<messages::TrackInfo>(r.body);
   REQUIRE(t);
   return t->id();
 }
@@ -123,7 +104,7 @@ std::string upload_raw(uint16_t port, const std::string& token, const std::strin
 messages::TrackInfo ready_track(uint16_t port, const std::string& token, const std::string& id) {
   std::optional<messages::TrackInfo> track;
   CHECK(test::eventually(120s, [&] {
-    track = parse<messages::TrackInfo>(
+    track = parse_json<messages::TrackInfo>(
         test::http_get(port, "/v1/tracks/" + id, test::bearer(token)).body);
     return track && (track->status() == "ready" || track->status() == "failed");
   }));
@@ -144,7 +125,7 @@ template <class Predicate>
 bool list_eventually(uint16_t port, const std::string& path, const headers& h, Predicate want) {
   std::vector<std::string> last;
   bool ok = test::eventually(20s, [&] {
-    auto page = parse<messages::TrackPage>(test::http_get(port, path, h).body);
+    auto page = parse_json<messages::TrackPage>(test::http_get(port, path, h).body);
     if (!page) return false;
     last = ids_of(*page);
     return want(last);
@@ -211,59 +192,6 @@ double cluster_metric(test::test_cluster& c, const std::string& series) {
   return sum;
 }
 
-/// A raw TCP connection, for an upload that no HTTP client library would send this slowly.
-class raw_conn {
- public:
-  explicit raw_conn(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~raw_conn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  raw_conn(const raw_conn&) = delete;
-  raw_conn& operator=(const raw_conn&) = delete;
-
-  [[nodiscard]] bool connected() const { return connected_; }
-
-  /// Sends all of `bytes`; false when the server closed meanwhile.
-  bool send(const std::string& bytes) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  /// Whether the server sent something (or closed) within `timeout`.
-  bool readable(std::chrono::milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
-  }
-
-  /// What the server sends until it closes or is silent for `timeout`.
-  std::string read_all(std::chrono::milliseconds timeout) {
-    std::string out;
-    char buf[4096];
-    while (readable(timeout)) {
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
-
 }  // namespace
 
 TEST_CASE(
@@ -289,7 +217,7 @@ TEST_CASE(
       {"title", "Red Sky"}, {"tags", "rock, night"}, {"release_date", "2026-01-02"}};
   auto accepted = upload(p0, form(fields, with_cover), form_type, owner);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
-  auto created = parse<messages::TrackInfo>(accepted.body);
+  auto created = parse_json<messages::TrackInfo>(accepted.body);
   REQUIRE(created);
   auto id = created->id();
   CHECK(created->title() == "Red Sky");
@@ -352,7 +280,7 @@ TEST_CASE(
   auto edited =
       patch(R"({"title":"Red Dawn","tags":["dawn","synth"],"visibility":"unlisted"})", owner);
   CHECK_MESSAGE(edited.status == 200, edited.body);
-  auto now = parse<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
+  auto now = parse_json<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
   REQUIRE(now);
   CHECK(now->title() == "Red Dawn");
   CHECK(std::vector<std::string>(now->tags().begin(), now->tags().end()) ==
@@ -377,7 +305,7 @@ TEST_CASE(
   CHECK(patch(R"({"visibility":"public"})", owner).status == 200);
   repost = test::http_call(p1, "PUT", "/v1/tracks/" + id + "/repost", "", listener);
   CHECK_MESSAGE(repost.status == 200, repost.body);
-  auto reposted = parse<messages::LibraryChange>(repost.body);
+  auto reposted = parse_json<messages::LibraryChange>(repost.body);
   REQUIRE(reposted);
   CHECK(reposted->changed());
 
@@ -387,14 +315,14 @@ TEST_CASE(
   };
   auto first = comment(R"({"text":"Lovely intro","at_s":1.5,"client_id":"c1"})", listener);
   CHECK_MESSAGE(first.status == 201, first.body);
-  auto c1 = parse<messages::TrackComment>(first.body);
+  auto c1 = parse_json<messages::TrackComment>(first.body);
   REQUIRE(c1);
   CHECK(has(first.body, R"("id":"1")"));
   CHECK(c1->author() == fan.id());
   CHECK(c1->at_s() == 1.5);
   auto again = comment(R"({"text":"Lovely intro","at_s":1.5,"client_id":"c1"})", listener);
   CHECK(again.status == 201);
-  CHECK(parse<messages::TrackComment>(again.body)->id() == 1);
+  CHECK(parse_json<messages::TrackComment>(again.body)->id() == 1);
   auto second = comment(R"({"text":"Great ending","client_id":"c2"})", listener);
   CHECK_MESSAGE(second.status == 201, second.body);
   CHECK(has(second.body, R"("id":"2")"));
@@ -408,8 +336,8 @@ TEST_CASE(
   CHECK(error_is(comment(R"({"text":"Too late","at_s":10})", listener), 422, "validation"));
   std::optional<messages::CommentPage> comments;
   CHECK(test::eventually(20s, [&] {
-    comments =
-        parse<messages::CommentPage>(test::http_get(p1, "/v1/tracks/" + id + "/comments").body);
+    comments = parse_json<messages::CommentPage>(
+        test::http_get(p1, "/v1/tracks/" + id + "/comments").body);
     return comments && comments->comments_size() >= 3;
   }));
   REQUIRE(comments);
@@ -424,12 +352,12 @@ TEST_CASE(
   auto like = [&](const char* method) {
     auto r = test::http_call(p1, method, "/v1/tracks/" + id + "/like", "", listener);
     CHECK_MESSAGE(r.status == 200, r.body);
-    auto change = parse<messages::LibraryChange>(r.body);
+    auto change = parse_json<messages::LibraryChange>(r.body);
     return change && change->changed();
   };
   auto like_count_is = [&](int64_t n) {
     return test::eventually(20s, [&] {
-      auto t = parse<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
+      auto t = parse_json<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
       return t && t->like_count() == n;
     });
   };
@@ -497,7 +425,7 @@ TEST_CASE(
   };
   auto made = create(R"({"title":"Night Mix","visibility":"private"})", me);
   REQUIRE_MESSAGE(made.status == 201, made.body);
-  auto mix = parse<messages::PlaylistInfo>(made.body);
+  auto mix = parse_json<messages::PlaylistInfo>(made.body);
   REQUIRE(mix);
   CHECK(made.header("Location") == "/v1/playlists/" + mix->id());
   CHECK(mix->owner() == fan.id());
@@ -512,8 +440,8 @@ TEST_CASE(
   // Each change answers the playlist; a GET then shows the same order.
   auto order_is = [&](const test::http_reply& r, int status, std::vector<std::string> want) {
     CHECK_MESSAGE(r.status == status, r.body);
-    auto answered = parse<messages::PlaylistInfo>(r.body);
-    auto got = parse<messages::PlaylistInfo>(test::http_get(p1, path, me).body);
+    auto answered = parse_json<messages::PlaylistInfo>(r.body);
+    auto got = parse_json<messages::PlaylistInfo>(test::http_get(p1, path, me).body);
     return answered && got && tracks_of(*answered) == want && tracks_of(*got) == want;
   };
   auto add = [&](const std::string& body, const headers& h, const std::string& on = "") {
@@ -525,7 +453,7 @@ TEST_CASE(
   CHECK(order_is(add(R"({"track":")" + t1 + R"("})", me), 201, {t1}));
   CHECK(order_is(add(R"({"track":")" + t2 + R"("})", me), 201, {t1, t2}));
   CHECK(order_is(add(R"({"track":")" + t3 + R"(","position":0})", me), 201, {t3, t1, t2}));
-  auto now = parse<messages::PlaylistInfo>(test::http_get(p1, path, me).body);
+  auto now = parse_json<messages::PlaylistInfo>(test::http_get(p1, path, me).body);
   REQUIRE(now);
   auto i1 = item_of(*now, t1);
   auto i2 = item_of(*now, t2);
@@ -559,13 +487,13 @@ TEST_CASE(
   // A public playlist: anyone sees it, still only its owner changes it.
   auto open_made = create(R"({"title":"Open Mix"})", me);
   REQUIRE_MESSAGE(open_made.status == 201, open_made.body);
-  auto open = parse<messages::PlaylistInfo>(open_made.body);
+  auto open = parse_json<messages::PlaylistInfo>(open_made.body);
   REQUIRE(open);
   CHECK(open->visibility() == "public");
   auto open_path = "/v1/playlists/" + open->id();
   auto added = add(R"({"track":")" + t1 + R"("})", me, open_path);
   CHECK_MESSAGE(added.status == 201, added.body);
-  auto with_t1 = parse<messages::PlaylistInfo>(added.body);
+  auto with_t1 = parse_json<messages::PlaylistInfo>(added.body);
   REQUIRE(with_t1);
   auto open_item = item_of(*with_t1, t1);
   CHECK(test::http_get(p0, open_path).status == 200);
@@ -576,14 +504,14 @@ TEST_CASE(
   CHECK(error_is(test::http_call(p0, "DELETE", item_path(open_item, open_path), "", stranger), 403,
                  "forbidden"));
   CHECK(error_is(test::http_call(p0, "DELETE", open_path, "", stranger), 403, "forbidden"));
-  auto still = parse<messages::PlaylistInfo>(test::http_get(p0, open_path).body);
+  auto still = parse_json<messages::PlaylistInfo>(test::http_get(p0, open_path).body);
   REQUIRE(still);
   CHECK(tracks_of(*still) == std::vector<std::string>{t1});
 
   // The owner's list of playlists: the public one for everyone, both for the owner.
   auto playlists = [&](const headers& h) {
     std::vector<std::string> out;
-    auto page = parse<messages::PlaylistPage>(
+    auto page = parse_json<messages::PlaylistPage>(
         test::http_get(p0, "/v1/users/" + fan.id() + "/playlists", h).body);
     if (page)
       for (const auto& p : page->playlists()) out.push_back(p.id());
@@ -638,7 +566,7 @@ TEST_CASE(
   auto asked =
       test::http_get(p0, "/v1/tracks/" + id + "/stream-url?format=opus&quality=high", owner);
   REQUIRE_MESSAGE(asked.status == 200, asked.body);
-  auto signed_url = parse<messages::StreamUrl>(asked.body);
+  auto signed_url = parse_json<messages::StreamUrl>(asked.body);
   REQUIRE(signed_url);
   auto url = signed_url->url();
   REQUIRE(url.rfind("/v1/tracks/" + id + "/stream?", 0) == 0);
@@ -758,7 +686,7 @@ TEST_CASE(
   CHECK(has(trickled, R"({"error":{"code":"upload_too_slow")"));
   CHECK(trickled_took < 40s);
 
-  auto page = parse<messages::TrackPage>(
+  auto page = parse_json<messages::TrackPage>(
       test::http_get(port, "/v1/users/" + artist.id() + "/tracks", test::bearer(token)).body);
   REQUIRE(page);
   CHECK(page->tracks_size() == 0);

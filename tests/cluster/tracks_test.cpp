@@ -14,6 +14,7 @@
 #include "messages/users.pb.h"
 #include "tests/support/accounts.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/replies.hpp"
 #include "tests/support/test_cluster.hpp"
 
 // Uploads against real nodes: audio made by the ffmpeg CLI in the test, streamed to the edge,
@@ -24,22 +25,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::error_is;
+using test::has;
+using test::parse_json;
+
 using headers = std::vector<std::pair<std::string, std::string>>;
-
-template <class Message>
-std::optional<Message> parse(const std::string& json) {
-  Message m;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(json, &m, opts).ok()) return std::nullopt;
-  return m;
-}
-
-bool error_is(const test::http_reply& r, int status, const std::string& code) {
-  if (r.status != status) MESSAGE("got " << r.status << ": " << r.body);
-  return r.status == status &&
-         r.body.find(R"({"error":{"code":")" + code + R"(")") != std::string::npos;
-}
 
 test::http_reply upload(uint16_t port, const std::string& body, const std::string& type,
                         headers h) {
@@ -92,7 +82,7 @@ TEST_CASE(
   h.emplace_back("X-Track-Visibility", "private");
   auto accepted = upload(p1, audio, "audio/flac", h);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
-  auto created = parse<messages::TrackInfo>(accepted.body);
+  auto created = parse_json<messages::TrackInfo>(accepted.body);
   REQUIRE(created);
   CHECK(created->status() == "uploaded");
   CHECK(created->title() == "Night Drive");
@@ -103,7 +93,7 @@ TEST_CASE(
   std::optional<messages::TrackInfo> track;
   CHECK(test::eventually(120s, [&] {
     auto r = test::http_get(p0, "/v1/tracks/" + created->id(), test::bearer(token));
-    track = parse<messages::TrackInfo>(r.body);
+    track = parse_json<messages::TrackInfo>(r.body);
     return track && (track->status() == "ready" || track->status() == "failed");
   }));
   REQUIRE(track);
@@ -209,7 +199,7 @@ TEST_CASE(
   h.emplace_back("X-Track-Title", "Survivor");
   auto accepted = upload(c.at(0).http_port, audio, "audio/flac", h);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
-  auto id = parse<messages::TrackInfo>(accepted.body)->id();
+  auto id = parse_json<messages::TrackInfo>(accepted.body)->id();
 
   // The job runs on the transcoder the dispatcher picked (either node): find it by its work
   // directory, <data-dir>/work/<node>/<track>-<attempt>, and kill that node mid-job. Whether it
@@ -227,7 +217,7 @@ TEST_CASE(
 
   std::optional<messages::TrackInfo> track;
   CHECK(test::eventually(180s, [&] {
-    track = parse<messages::TrackInfo>(
+    track = parse_json<messages::TrackInfo>(
         test::http_get(c.at(survivor).http_port, "/v1/tracks/" + id).body);
     return track && (track->status() == "ready" || track->status() == "failed");
   }));
@@ -257,10 +247,10 @@ TEST_CASE(
   h.emplace_back("X-Track-Title", "Elsewhere");
   auto accepted = upload(p0, test::read_file(wav), "audio/wav", h);
   REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
-  auto id = parse<messages::TrackInfo>(accepted.body)->id();
+  auto id = parse_json<messages::TrackInfo>(accepted.body)->id();
   std::optional<messages::TrackInfo> track;
   CHECK(test::eventually(120s, [&] {
-    track = parse<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
+    track = parse_json<messages::TrackInfo>(test::http_get(p0, "/v1/tracks/" + id).body);
     return track && (track->status() == "ready" || track->status() == "failed");
   }));
   REQUIRE(track);

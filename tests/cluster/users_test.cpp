@@ -15,6 +15,7 @@
 #include "messages/users.pb.h"
 #include "nodes/placement.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/replies.hpp"
 #include "tests/support/test_cluster.hpp"
 
 using namespace chorus;
@@ -22,20 +23,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::error_is;
+using test::has;
+using test::parse_json;
+
 using headers = std::vector<std::pair<std::string, std::string>>;
-
-template <class Message>
-std::optional<Message> parse(const test::http_reply& r) {
-  Message m;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(r.body, &m, opts).ok()) return std::nullopt;
-  return m;
-}
-
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 /// A name no other test run uses (the database is per cluster, Redis limits are shared).
 std::string unique(const std::string& base) {
@@ -70,14 +62,9 @@ test::http_reply log_in(uint16_t port, const std::string& name,
 std::pair<messages::Me, std::string> member(uint16_t port, const std::string& name) {
   auto reg = sign_up(port, name);
   REQUIRE_MESSAGE(reg.status == 201, reg.body);
-  auto login = parse<messages::LoginResult>(log_in(port, name));
+  auto login = parse_json<messages::LoginResult>(log_in(port, name));
   REQUIRE(login);
   return {login->user(), login->token()};
-}
-
-bool error_is(const test::http_reply& r, int status, const std::string& code) {
-  return r.status == status && has(r.body, R"({"error":{"code":")" + code + R"(")") &&
-         has(r.body, R"("request_id":")");
 }
 
 }  // namespace
@@ -90,7 +77,7 @@ TEST_CASE("register, log in, read /v1/me, log out: the token then stops working"
   auto name = unique("Ann");
   auto reg = sign_up(port, name);
   REQUIRE_MESSAGE(reg.status == 201, reg.body);
-  auto created = parse<messages::Me>(reg);
+  auto created = parse_json<messages::Me>(reg);
   REQUIRE(created);
   CHECK(created->username() == name);
   CHECK(created->email() == name + "@example.org");
@@ -102,14 +89,14 @@ TEST_CASE("register, log in, read /v1/me, log out: the token then stops working"
   auto login = log_in(port, name);
   REQUIRE_MESSAGE(login.status == 200, login.body);
   CHECK(login.header("Cache-Control") == "no-store");
-  auto result = parse<messages::LoginResult>(login);
+  auto result = parse_json<messages::LoginResult>(login);
   REQUIRE(result);
   CHECK(result->token().size() == 43);
   CHECK(result->user().id() == created->id());
 
   auto me = test::http_call(port, "GET", "/v1/me", "", bearer(result->token()), "");
   REQUIRE_MESSAGE(me.status == 200, me.body);
-  auto mine = parse<messages::Me>(me);
+  auto mine = parse_json<messages::Me>(me);
   REQUIRE(mine);
   CHECK(mine->id() == created->id());
   CHECK(mine->username() == name);
@@ -239,7 +226,7 @@ TEST_CASE(
   REQUIRE_MESSAGE(patched.status == 200, patched.body);
 
   // Logging in again while signed in ends the old session.
-  auto second = parse<messages::LoginResult>(
+  auto second = parse_json<messages::LoginResult>(
       log_in(c.at(2).http_port, name, "correct horse battery", bearer(token)));
   REQUIRE(second);
   CHECK(second->token() != token);
@@ -256,7 +243,7 @@ TEST_CASE(
   REQUIRE(test::eventually(10s, [&] { return c.sees(survivor, owner, "down"); }));
   std::optional<messages::Me> after;
   REQUIRE(test::eventually(10s, [&] {
-    after = parse<messages::Me>(
+    after = parse_json<messages::Me>(
         test::http_call(c.at(survivor).http_port, "GET", "/v1/me", "", bearer(token), ""));
     return after && !after->id().empty();
   }));
@@ -277,7 +264,7 @@ TEST_CASE(
   REQUIRE_MESSAGE(ok.status == 200, ok.body);
   auto profile = test::http_get(port, "/v1/users/" + me.id());
   REQUIRE(profile.status == 200);
-  auto p = parse<messages::UserProfile>(profile);
+  auto p = parse_json<messages::UserProfile>(profile);
   REQUIRE(p);
   CHECK(p->display_name() == "Ida");
   CHECK(p->bio() == "Plays the theremin.");
@@ -310,7 +297,7 @@ TEST_CASE(
   CHECK(std::set<std::string>(admin.roles().begin(), admin.roles().end()) ==
         std::set<std::string>{"listener", "admin"});
   auto [artist, artist_token] = member(port, unique("jo"));
-  auto asked = parse<messages::Me>(
+  auto asked = parse_json<messages::Me>(
       test::http_call(port, "POST", "/v1/me/artist", "", bearer(artist_token), ""));
   REQUIRE(asked);
   CHECK(asked->artist_status() == "pending");
@@ -320,10 +307,11 @@ TEST_CASE(
                  "forbidden"));
   CHECK(error_is(test::http_call(port, "POST", path, "", {}, ""), 401, "unauthenticated"));
   auto approved =
-      parse<messages::Me>(test::http_call(port, "POST", path, "", bearer(admin_token), ""));
+      parse_json<messages::Me>(test::http_call(port, "POST", path, "", bearer(admin_token), ""));
   REQUIRE(approved);
   CHECK(approved->artist_status() == "approved");
-  auto profile = parse<messages::UserProfile>(test::http_get(port, "/v1/users/" + artist.id()));
+  auto profile =
+      parse_json<messages::UserProfile>(test::http_get(port, "/v1/users/" + artist.id()));
   REQUIRE(profile);
   CHECK(std::set<std::string>(profile->roles().begin(), profile->roles().end()) ==
         std::set<std::string>{"listener", "artist"});
@@ -346,14 +334,14 @@ TEST_CASE(
     CHECK(test::http_call(port, "POST", "/v1/users/" + star.id() + "/follow", "", bearer(token), "")
               .status == 204);
   }
-  auto first_fan =
-      parse<messages::Me>(test::http_call(port, "GET", "/v1/me", "", bearer(fans[0].second), ""));
+  auto first_fan = parse_json<messages::Me>(
+      test::http_call(port, "GET", "/v1/me", "", bearer(fans[0].second), ""));
   REQUIRE(first_fan);
   CHECK(first_fan->following_count() == 1);
 
   // The lists come from a projection: they catch up within moments.
   auto followers = [&](const std::string& query) {
-    return parse<messages::FollowPage>(
+    return parse_json<messages::FollowPage>(
         test::http_get(port, "/v1/users/" + star.id() + "/followers" + query));
   };
   REQUIRE(test::eventually(10s, [&] {
@@ -372,7 +360,7 @@ TEST_CASE(
   } while (!cursor.empty() && pages < 10);
   CHECK(pages == 3);
   CHECK(seen.size() == 5);
-  auto following = parse<messages::FollowPage>(
+  auto following = parse_json<messages::FollowPage>(
       test::http_get(port, "/v1/users/" + fans[0].first.id() + "/following"));
   REQUIRE(following);
   REQUIRE(following->users_size() == 1);
@@ -550,11 +538,11 @@ TEST_CASE(
 
   auto set = put(png, "image/png", bearer(token));
   REQUIRE_MESSAGE(set.status == 200, set.body);
-  auto me = parse<messages::Me>(set);
+  auto me = parse_json<messages::Me>(set);
   REQUIRE(me);
   CHECK(me->avatar_url().rfind("/v1/users/" + owner.id() + "/avatar?v=", 0) == 0);
   // The public profile names the same URL; anyone fetches the bytes from any node.
-  auto profile = parse<messages::UserProfile>(test::http_get(p1, "/v1/users/" + owner.id()));
+  auto profile = parse_json<messages::UserProfile>(test::http_get(p1, "/v1/users/" + owner.id()));
   REQUIRE(profile);
   CHECK(profile->avatar_url() == me->avatar_url());
   auto img = test::http_get(p1, me->avatar_url());
@@ -568,7 +556,7 @@ TEST_CASE(
 
   auto removed = test::http_call(p1, "DELETE", "/v1/me/avatar", "", bearer(token));
   REQUIRE(removed.status == 200);
-  auto after = parse<messages::Me>(removed);
+  auto after = parse_json<messages::Me>(removed);
   REQUIRE(after);
   CHECK(after->avatar_url().empty());
   CHECK(error_is(test::http_get(p0, "/v1/users/" + owner.id() + "/avatar"), 404, "not_found"));
