@@ -152,8 +152,7 @@ void test_cluster::write_conf() {
   for (const auto& nd : nodes_)
     conf << "  {name=\"" << nd.name << "\", host=\"127.0.0.1\", actor-port=" << nd.actor_port
          << ", http-port=" << nd.http_port << ", ws-port=" << nd.ws_port
-         << ", metrics-port=" << nd.metrics_port
-         << ", roles=["
+         << ", metrics-port=" << nd.metrics_port << ", roles=["
          << (nd.roles.empty() ? R"("edge", "entity", "transcode")" : nd.roles) << "]},\n";
   conf << "]\n[chorus.membership]\ndial-timeout=1s\nretry-min=50ms\nretry-max=500ms\n";
   for (const auto& [name, keys] : sections_) conf << "[" << name << "]\n" << keys;
