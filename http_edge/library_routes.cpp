@@ -55,14 +55,6 @@ bool user_exists(edge_api& api, http_response& res, const std::string& rid, cons
   return static_cast<bool>(user);
 }
 
-/// Who calls when the request says so; "" when anonymous (or after a 429 in `res`).
-std::string optional_caller(edge_api& api, const http_request& req, http_response& res,
-                            const std::string& rid) {
-  if (!req.has_header("Authorization")) return {};
-  auto who = signed_in(api, req, res, rid);
-  return who ? who->user_id() : std::string{};
-}
-
 /// The playlist `id` if the caller may see it (public ones anyone, private ones their owner).
 std::optional<messages::PlaylistInfo> visible_playlist(edge_api& api, const http_request& req,
                                                        http_response& res, const std::string& rid,
@@ -78,7 +70,7 @@ std::optional<messages::PlaylistInfo> visible_playlist(edge_api& api, const http
     return std::nullopt;
   }
   if (p->visibility() == "public") return std::move(*p);
-  auto caller = optional_caller(api, req, res, rid);
+  auto caller = signed_in_if_sent(api, req, res, rid);
   if (res.status == 429) return std::nullopt;
   if (caller == p->owner()) return std::move(*p);
   send_error(res, no_playlist(), rid);
@@ -101,49 +93,40 @@ int64_t item_id_of(const std::string& s) {
   return std::stoll(s);
 }
 
+/// GET /v1/users/{id}/<list>: the query `what` about user {id}, answered as `Page`; with
+/// `owner_sees_private` the user itself also sees its private entries.
+template <class Page>
+void user_list(edge_api& api, const config_ptr& cfg, const char* list, const char* what,
+               bool owner_sees_private) {
+  api.route(http_method::get, std::string{R"(/v1/users/([^/]+)/)"} + list,
+            std::string{"/v1/users/{id}/"} + list,
+            [&api, cfg, what, owner_sees_private](const http_request& req, http_response& res,
+                                                  const std::string& rid) {
+              auto id = req.matches[1].str();
+              if (!user_exists(api, res, rid, id)) return;
+              messages::LibraryQuery q;
+              q.set_what(what);
+              q.set_subject(id);
+              if (owner_sees_private) {
+                auto caller = signed_in_if_sent(api, req, res, rid);
+                if (res.status == 429) return;
+                q.set_include_private(caller == id);
+              }
+              answer_query<Page>(api, *cfg, req, res, rid, q);
+            });
+}
+
 }  // namespace
 
 void add_library_routes(edge_api& api, config_ptr cfg) {
   // ---- lists ----
-  // GET /v1/users/{id}/tracks: the artist's public ready tracks (all of them for the artist).
-  api.route(http_method::get, R"(/v1/users/([^/]+)/tracks)", "/v1/users/{id}/tracks",
-            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-              auto id = req.matches[1].str();
-              if (!user_exists(api, res, rid, id)) return;
-              auto caller = optional_caller(api, req, res, rid);
-              if (res.status == 429) return;
-              messages::LibraryQuery q;
-              q.set_what("artist_tracks");
-              q.set_subject(id);
-              q.set_include_private(caller == id);
-              answer_query<messages::TrackPage>(api, *cfg, req, res, rid, q);
-            });
-  // GET /v1/users/{id}/likes and /reposts: what the user liked (reposted), latest first.
-  for (const char* what : {"likes", "reposts"})
-    api.route(
-        http_method::get, std::string{R"(/v1/users/([^/]+)/)"} + what,
-        std::string{"/v1/users/{id}/"} + what,
-        [&api, cfg, what](const http_request& req, http_response& res, const std::string& rid) {
-          auto id = req.matches[1].str();
-          if (!user_exists(api, res, rid, id)) return;
-          messages::LibraryQuery q;
-          q.set_what(what);
-          q.set_subject(id);
-          answer_query<messages::TrackPage>(api, *cfg, req, res, rid, q);
-        });
-  // GET /v1/users/{id}/playlists: public ones (all of them for their owner).
-  api.route(http_method::get, R"(/v1/users/([^/]+)/playlists)", "/v1/users/{id}/playlists",
-            [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {
-              auto id = req.matches[1].str();
-              if (!user_exists(api, res, rid, id)) return;
-              auto caller = optional_caller(api, req, res, rid);
-              if (res.status == 429) return;
-              messages::LibraryQuery q;
-              q.set_what("playlists");
-              q.set_subject(id);
-              q.set_include_private(caller == id);
-              answer_query<messages::PlaylistPage>(api, *cfg, req, res, rid, q);
-            });
+  // GET /v1/users/{id}/tracks (the artist's public ready tracks; all of them for the artist),
+  // /likes and /reposts (what the user liked or reposted, latest first) and /playlists (public
+  // ones; all of them for their owner).
+  user_list<messages::TrackPage>(api, cfg, "tracks", "artist_tracks", true);
+  user_list<messages::TrackPage>(api, cfg, "likes", "likes", false);
+  user_list<messages::TrackPage>(api, cfg, "reposts", "reposts", false);
+  user_list<messages::PlaylistPage>(api, cfg, "playlists", "playlists", true);
   // GET /v1/me/feed: new public tracks of the artists the caller follows, newest first.
   api.route(http_method::get, "/v1/me/feed", "/v1/me/feed",
             [&api, cfg](const http_request& req, http_response& res, const std::string& rid) {

@@ -117,14 +117,6 @@ void send_blob(const track_routes_config& cfg, const http_request& req, http_res
   res.set_content(std::move(bytes), type);
 }
 
-/// Who calls, when the request says (an anonymous caller, or one whose token fails, is "").
-std::string caller_of(edge_api& api, const http_request& req, http_response& res,
-                      const std::string& rid) {
-  if (!req.has_header("Authorization")) return {};
-  auto who = signed_in(api, req, res, rid);
-  return who ? who->user_id() : std::string{};
-}
-
 /// A track as clients see it: the blob names of its waveform and covers are the edge's
 /// business (clients use the URLs).
 messages::TrackInfo& public_view(messages::TrackInfo& t) {
@@ -149,11 +141,9 @@ std::optional<messages::TrackInfo> visible_track(edge_api& api, const http_reque
     return std::nullopt;
   }
   if (track->visibility() != "private") return std::move(*track);
-  if (req.has_header("Authorization")) {
-    auto who = signed_in(api, req, res, rid);
-    if (res.status == 429) return std::nullopt;
-    if (who && who->user_id() == track->owner()) return std::move(*track);
-  }
+  auto caller = signed_in_if_sent(api, req, res, rid);
+  if (res.status == 429) return std::nullopt;
+  if (caller == track->owner()) return std::move(*track);
   send_error(res, no_track(), rid);
   return std::nullopt;
 }
@@ -372,7 +362,8 @@ void add_track_routes(edge_api& api, track_routes_config config) {
         if (cfg->plays && req.method != "HEAD") {
           messages::PlayEvent ev;
           ev.set_track(id);
-          ev.set_user(is_private && !is_signed ? track->owner() : caller_of(api, req, res, rid));
+          ev.set_user(is_private && !is_signed ? track->owner()
+                                               : signed_in_if_sent(api, req, res, rid));
           ev.set_format(format);
           ev.set_quality(quality);
           ev.set_kind(first == 0 ? "started" : "progressed");

@@ -559,6 +559,13 @@ caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request
   return who;
 }
 
+std::string signed_in_if_sent(edge_api& api, const http_request& req, http_response& res,
+                              const std::string& rid) {
+  if (!req.has_header("Authorization")) return {};
+  auto who = signed_in(api, req, res, rid);
+  return who ? who->user_id() : std::string{};
+}
+
 void add_user_routes(edge_api& api, user_routes_config cfg) {
   auto shared = std::make_shared<const user_routes_config>(std::move(cfg));
   register_route(api, shared);

@@ -44,6 +44,13 @@ void add_user_routes(edge_api& api, user_routes_config cfg);
 caf::expected<messages::SessionInfo> signed_in(edge_api& api, const http_request& req,
                                                http_response& res, const std::string& rid);
 
+/// The caller's user id when the request carries a bearer token that is valid, "" when it carries
+/// none or a failing one (anonymous access then); after a 429 of the account's rate limit the
+/// answer is in `res` (check `res.status == 429`). For routes that serve anybody but show more to
+/// a signed-in owner.
+std::string signed_in_if_sent(edge_api& api, const http_request& req, http_response& res,
+                              const std::string& rid);
+
 /// Answers a failed signed_in: 401 with WWW-Authenticate, or nothing more after a 429.
 void send_auth_error(http_response& res, const caf::error& err, const std::string& rid);
 
