@@ -76,6 +76,23 @@ bool parse(const stored_event& e, Event& ev) {
   return e.type == Event::descriptor()->full_name() && ev.ParseFromString(e.payload);
 }
 
+/// One UPDATE of row `id` of `table` that sets the columns whose value is present (an edit
+/// event's optional fields); nothing when none is.
+caf::error update_present(
+    sql_tx& tx, const char* table, const std::string& id,
+    std::initializer_list<std::pair<const char*, const std::string*>> columns) {
+  std::string sets;
+  std::vector<std::string> params{id};
+  for (const auto& [column, value] : columns) {
+    if (value == nullptr) continue;
+    params.push_back(*value);
+    sets +=
+        (sets.empty() ? "" : ", ") + std::string{column} + " = $" + std::to_string(params.size());
+  }
+  if (sets.empty()) return {};
+  return done(tx.exec(std::string{"UPDATE "} + table + " SET " + sets + " WHERE id = $1", params));
+}
+
 caf::error apply_track(const std::string& id, const stored_event& e, sql_tx& tx) {
   if (messages::TrackUploaded ev; parse(e, ev))
     return done(tx.exec(
@@ -95,20 +112,11 @@ caf::error apply_track(const std::string& id, const stored_event& e, sql_tx& tx)
   }
   if (messages::TrackFailed ev; parse(e, ev))
     return done(tx.exec("UPDATE library_tracks SET status = 'failed' WHERE id = $1", {id}));
-  if (messages::TrackEdited ev; parse(e, ev)) {
-    if (ev.has_title())
-      if (auto err =
-              done(tx.exec("UPDATE library_tracks SET title = $2 WHERE id = $1", {id, ev.title()})))
-        return err;
-    if (ev.has_artist())
-      if (auto err = done(
-              tx.exec("UPDATE library_tracks SET artist = $2 WHERE id = $1", {id, ev.artist()})))
-        return err;
-    if (ev.has_visibility())
-      return done(tx.exec("UPDATE library_tracks SET visibility = $2 WHERE id = $1",
-                          {id, ev.visibility()}));
-    return {};
-  }
+  if (messages::TrackEdited ev; parse(e, ev))
+    return update_present(tx, "library_tracks", id,
+                          {{"title", ev.has_title() ? &ev.title() : nullptr},
+                           {"artist", ev.has_artist() ? &ev.artist() : nullptr},
+                           {"visibility", ev.has_visibility() ? &ev.visibility() : nullptr}});
   if (messages::TrackCommented ev; parse(e, ev))
     return done(
         tx.exec("INSERT INTO library_comments (track, id, author, body, at_s, created_ms) "
@@ -153,16 +161,10 @@ caf::error apply_playlist(const std::string& id, const stored_event& e, sql_tx& 
         "INSERT INTO library_playlists (id, owner, title, visibility, item_count, created_ms) "
         "VALUES ($1, $2, $3, $4, 0, $5::bigint) ON CONFLICT (id) DO NOTHING",
         {id, ev.owner(), ev.title(), ev.visibility(), std::to_string(ev.at_ms())}));
-  if (messages::PlaylistEdited ev; parse(e, ev)) {
-    if (ev.has_title())
-      if (auto err = done(
-              tx.exec("UPDATE library_playlists SET title = $2 WHERE id = $1", {id, ev.title()})))
-        return err;
-    if (ev.has_visibility())
-      return done(tx.exec("UPDATE library_playlists SET visibility = $2 WHERE id = $1",
-                          {id, ev.visibility()}));
-    return {};
-  }
+  if (messages::PlaylistEdited ev; parse(e, ev))
+    return update_present(tx, "library_playlists", id,
+                          {{"title", ev.has_title() ? &ev.title() : nullptr},
+                           {"visibility", ev.has_visibility() ? &ev.visibility() : nullptr}});
   if (messages::PlaylistItemAdded ev; parse(e, ev))
     return done(
         tx.exec("UPDATE library_playlists SET item_count = item_count + 1 WHERE id = $1", {id}));

@@ -287,6 +287,15 @@ TEST_CASE(
         std::vector<std::string>{"dawn", "synth"});
   CHECK(now->visibility() == "unlisted");
   CHECK(now->release_date() == "2026-01-02");
+  // The artist's own list shows the edit (title and visibility in one event).
+  CHECK(test::eventually(20s, [&] {
+    auto page = parse_json<messages::TrackPage>(
+        test::http_get(p0, "/v1/users/" + artist.id() + "/tracks", owner).body);
+    if (!page) return false;
+    for (const auto& t : page->tracks())
+      if (t.id() == id) return t.title() == "Red Dawn" && t.visibility() == "unlisted";
+    return false;
+  }));
   CHECK(error_is(patch(R"({"title":"Mine now"})", listener), 403, "forbidden"));
   CHECK(error_is(patch(R"({"title":"Mine now"})", {}), 401, "unauthenticated"));
   CHECK(error_is(patch(R"({"title":)", owner), 400, "malformed_json"));
@@ -528,6 +537,19 @@ TEST_CASE(
   CHECK(lists_exactly({}, {open->id()}));
   CHECK(lists_exactly(stranger, {open->id()}));
   CHECK(lists_exactly(me, {open->id(), mix->id()}));
+  // A rename and a visibility change reach the list in one edit.
+  auto renamed = test::http_call(p0, "PATCH", open_path,
+                                 R"({"title":"Open Road","visibility":"private"})", me);
+  CHECK_MESSAGE(renamed.status == 200, renamed.body);
+  CHECK(test::eventually(20s, [&] {
+    auto page = parse_json<messages::PlaylistPage>(
+        test::http_get(p0, "/v1/users/" + fan.id() + "/playlists", me).body);
+    if (!page) return false;
+    for (const auto& p : page->playlists())
+      if (p.id() == open->id()) return p.title() == "Open Road" && p.visibility() == "private";
+    return false;
+  }));
+  CHECK(lists_exactly(stranger, {}));
 
   // Deleted: gone for its owner too, and from the lists.
   auto deleted = test::http_call(p1, "DELETE", path, "", me);
