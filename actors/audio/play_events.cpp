@@ -32,7 +32,10 @@ void play_event_log::emit(const messages::PlayEvent& ev) {
   {
     std::lock_guard<std::mutex> lock{mutex_};
     if (queue_.size() < max_queued_) {
-      queue_.push_back(ev.SerializeAsString());
+      queue_.push_back({{"type", messages::PlayEvent::descriptor()->full_name()},
+                        {"track", ev.track()},
+                        {"kind", ev.kind()},
+                        {"payload", ev.SerializeAsString()}});
       wake_.notify_one();
       return;
     }
@@ -42,7 +45,7 @@ void play_event_log::emit(const messages::PlayEvent& ev) {
 
 void play_event_log::run() {
   for (;;) {
-    std::string payload;
+    persistence::stream_fields fields;
     {
       std::unique_lock<std::mutex> lock{mutex_};
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -51,16 +54,9 @@ void play_event_log::run() {
         for (size_t i = 0; probe_ != nullptr && i < queue_.size(); ++i) probe_->play_event(false);
         return;
       }
-      payload = std::move(queue_.front());
+      fields = std::move(queue_.front());
       queue_.pop_front();
     }
-    // The track and kind also in plain fields, for consumers that filter without parsing.
-    messages::PlayEvent ev;
-    ev.ParseFromString(payload);
-    persistence::stream_fields fields{{"type", messages::PlayEvent::descriptor()->full_name()},
-                                      {"track", ev.track()},
-                                      {"kind", ev.kind()},
-                                      {"payload", std::move(payload)}};
     auto id = persistence::xadd(*redis_, stream_, fields, max_entries_);
     if (probe_ != nullptr) probe_->play_event(static_cast<bool>(id));
   }

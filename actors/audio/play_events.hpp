@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace chorus::persistence {
 class redis_client;
@@ -48,7 +50,9 @@ class play_event_log {
   size_t max_queued_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::string> queue_;  ///< serialized PlayEvents
+  /// Entries ready for XADD: type, track, kind (plain, for consumers that filter without
+  /// parsing) and the serialized PlayEvent.
+  std::deque<std::vector<std::pair<std::string, std::string>>> queue_;
   bool stopping_ = false;
   std::thread thread_;
 };
