@@ -50,8 +50,15 @@ struct exchange {
 
 /// A registered route: exactly one of `blocking` and `async` is set.
 struct route_entry {
+  /// Whether `path` is a full match of the pattern (`m` holds the groups then).
+  bool matches(const std::string& path, std::smatch& m) const {
+    return path.starts_with(literals.prefix) && path.ends_with(literals.suffix) &&
+           std::regex_match(path, m, pattern);
+  }
+
   std::string method;  ///< "GET", "POST", ...
   std::regex pattern;
+  literal_ends literals;  ///< every match starts and ends with these: checked before `pattern`
   std::string name;
   std::string route_class;    ///< "read" or "write" (rate limits)
   int64_t limit = 0;          ///< requests per window for this class, 0: unmetered

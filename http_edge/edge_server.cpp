@@ -508,7 +508,7 @@ const route_entry* edge_server::core::upload_route(const std::string& method,
                                                    const std::string& path) const {
   for (const auto& r : routes) {
     std::smatch m;
-    if (r.upload_limit > 0 && r.method == method && std::regex_match(path, m, r.pattern)) return &r;
+    if (r.upload_limit > 0 && r.method == method && r.matches(path, m)) return &r;
   }
   return nullptr;
 }
@@ -558,7 +558,7 @@ void edge_server::core::handle(const std::shared_ptr<exchange>& x, std::function
   const route_entry* hit = nullptr;
   bool other_method = false;
   for (const auto& r : routes) {
-    if (!std::regex_match(req.path, req.matches, r.pattern)) continue;
+    if (!r.matches(req.path, req.matches)) continue;
     if (r.method == req.method) {
       hit = &r;
       break;
@@ -670,6 +670,7 @@ void edge_server::add_route(http_method method, const std::string& pattern, cons
   route_entry r;
   r.method = method_name(method);
   r.pattern = std::regex{pattern};
+  r.literals = regex_literal_ends(pattern);
   r.name = name;
   r.route_class = method == http_method::get ? "read" : "write";
   r.limit = unmetered || !cfg_.limiter   ? 0

@@ -32,6 +32,21 @@ std::string percent_decode(std::string_view in, bool plus_is_space) {
   return out;
 }
 
+literal_ends regex_literal_ends(std::string_view p) {
+  constexpr std::string_view meta = "\\^$.|?*+()[]{}";
+  constexpr std::string_view quantifiers = "?*+{";
+  if (p.find('|') != std::string_view::npos) return {};
+  size_t i = 0;
+  while (i < p.size() && meta.find(p[i]) == std::string_view::npos) ++i;
+  // A quantifier makes the character before it optional or repeated: not part of the prefix.
+  if (i < p.size() && i > 0 && quantifiers.find(p[i]) != std::string_view::npos) --i;
+  size_t j = p.size();
+  while (j > i && meta.find(p[j - 1]) == std::string_view::npos) --j;
+  // After a backslash the first character is an escape (\d, \w ...), not a literal.
+  if (j > 0 && j < p.size() && p[j - 1] == '\\') ++j;
+  return {std::string{p.substr(0, i)}, std::string{p.substr(j)}};
+}
+
 byte_range parse_range(std::string_view header, uint64_t size) {
   constexpr std::string_view unit = "bytes=";
   if (header.substr(0, unit.size()) != unit) return {};

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <regex>
+#include <string>
+
 #include "http_edge/http_message.hpp"
 
 using namespace chorus::edge;
@@ -38,4 +41,30 @@ TEST_CASE("queries and paths are percent-decoded, a plus is a space only in a qu
   CHECK(percent_decode("/v1/a%2Fb+c", false) == "/v1/a/b+c");
   CHECK(percent_decode("100%", false) == "100%");
   CHECK(percent_decode("%zz", true) == "%zz");
+}
+
+TEST_CASE("the literal start and end of a route pattern are the text every match must have") {
+  auto ends = [](std::string_view p) {
+    auto e = regex_literal_ends(p);
+    return e.prefix + "|" + e.suffix;
+  };
+  CHECK(ends(R"(/v1/tracks/([^/]+)/stream)") == "/v1/tracks/|/stream");
+  CHECK(ends(R"(/v1/tracks/([^/]+))") == "/v1/tracks/|");
+  CHECK(ends("/v1/tracks") == "/v1/tracks|");
+  CHECK(ends(R"(/v1/x/(\d+))") == "/v1/x/|");
+  CHECK(ends(R"(/v1/x/\d)") == "/v1/x/|");    // \d is a class, not the letter d
+  CHECK(ends(R"(/v1/ab?/c)") == "/v1/a|/c");  // b is optional
+  CHECK(ends(R"(/v1/(a|b)/c)") == "|");       // an alternation: no claim
+  CHECK(ends(R"(/v1/x\.json)") == "/v1/x|json");
+  // Whatever the pattern, a full match starts and ends with what is claimed.
+  for (std::string p : {R"(/v1/users/([^/]+)/follow)", R"(/a+b/c*)", R"(/v1/(x)?y)"}) {
+    auto e = regex_literal_ends(p);
+    for (std::string path : {"/v1/users/abc/follow", "/aab/", "/aab/ccc", "/v1/xy", "/v1/y"})
+      if (std::regex_match(path, std::regex{p})) {
+        CAPTURE(p);
+        CAPTURE(path);
+        CHECK(path.starts_with(e.prefix));
+        CHECK(path.ends_with(e.suffix));
+      }
+  }
 }
