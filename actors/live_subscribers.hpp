@@ -11,6 +11,8 @@ class live_subscribers {
  public:
   virtual ~live_subscribers() = default;
   virtual void deliver(const std::string& topic, const std::string& json) = 0;
+  /// Ends `user`'s subscriptions to `topic` on this node (same rules as `deliver`).
+  virtual void revoke(const std::string& topic, const std::string& user) = 0;
 };
 
 }  // namespace chorus

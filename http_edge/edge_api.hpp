@@ -38,6 +38,11 @@ using async_handler = std::function<void(const http_request&, http_response&,
 using websocket_authenticator =
     std::function<caf::expected<std::string>(const http_request&, const std::string& request_id)>;
 
+/// Whether `user_id` may subscribe to `topic` over /v1/ws: no error, or the refusal (its
+/// domain code becomes the WebSocket error code). Runs on a worker; may block.
+using topic_authorizer =
+    std::function<caf::error(const std::string& user_id, const std::string& topic)>;
+
 enum class http_method { get, post, put, patch, del };
 
 /// What a group of routes (debug_routes.cpp, user_routes.cpp, ...) gets from the edge: a way to
@@ -70,6 +75,10 @@ class edge_api {
 
   /// Sets who may open `/v1/ws` (the user domain knows sessions; the edge does not).
   virtual void set_websocket_authenticator(websocket_authenticator fn) = 0;
+
+  /// Lets WebSocket clients subscribe to topics starting with `prefix` (e.g. "rooms/") when
+  /// `fn` allows it.
+  virtual void add_topic_authorizer(std::string prefix, topic_authorizer fn) = 0;
 
   /// Sends `env` to the node's router with the configured deadline and waits for the entity's
   /// reply bytes (or the error).

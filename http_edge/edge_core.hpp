@@ -83,6 +83,10 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
   std::shared_ptr<live_connections> live;
   std::vector<route_entry> routes;  // fixed once start() runs
   websocket_authenticator ws_auth;
+  /// Topic prefix -> who may subscribe (fixed once start() runs).
+  std::vector<std::pair<std::string, topic_authorizer>> topic_authorizers;
+  /// Hands (topic, json) to the node's live hub (typing indicators, presence); may be empty.
+  std::function<void(const std::string& topic, const std::string& json)> publish;
   net::thread_pool workers;
   net::io_context ioc;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // http-port, then ws-port

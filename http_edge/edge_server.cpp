@@ -288,6 +288,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     res->version(11);
     res->result(static_cast<unsigned>(x->res.status == -1 ? 200 : x->res.status));
     for (const auto& [name, value] : x->res.headers) res->insert(name, value);
+    // A status that has no body never sends one (Beast refuses to serialize it otherwise).
+    auto code = res->result_int();
+    if (code == 204 || code == 304 || (code >= 100 && code < 200)) x->res.body.clear();
     auto size = x->res.body.size();
     if (!x->head) res->body() = std::move(x->res.body);
     res->keep_alive(x->keep_alive && !core_->stopping);
@@ -613,6 +616,7 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
       entities_(entities),
       log_(log),
       core_(std::make_shared<core>(cfg_, registry, log, std::move(live))) {
+  core_->publish = hooks_.publish_live;
   // /healthz never waits: answered on the event loop.
   route_async(http_method::get, "/healthz", "/healthz",
               [](const http_request&, http_response& res, const std::string&, finish_fn done) {
@@ -699,6 +703,10 @@ void edge_server::route_async(http_method method, const std::string& pattern,
 
 void edge_server::set_websocket_authenticator(websocket_authenticator fn) {
   core_->ws_auth = std::move(fn);
+}
+
+void edge_server::add_topic_authorizer(std::string prefix, topic_authorizer fn) {
+  core_->topic_authorizers.emplace_back(std::move(prefix), std::move(fn));
 }
 
 bool edge_server::admit_user(const std::string& user_id, const http_request& req,
@@ -794,6 +802,8 @@ void edge_server::stop() {
   // completion lets go of the core, so that the actor system can shut down.
   core_->routes.clear();
   core_->ws_auth = nullptr;
+  core_->topic_authorizers.clear();
+  core_->publish = nullptr;
 }
 
 }  // namespace chorus::edge

@@ -21,7 +21,8 @@
 
 namespace chorus::persistence {
 class rate_limiter;
-}
+class presence_store;
+}  // namespace chorus::persistence
 
 namespace chorus::edge {
 
@@ -56,6 +57,8 @@ struct edge_config {
   std::chrono::milliseconds limit_window{60000};
   /// Counts the limits (cluster-wide in Redis, per node while Redis is down); none: no limits.
   std::shared_ptr<persistence::rate_limiter> limiter;
+  /// Who is online (Redis): WebSocket connections mark their user online or away; null: off.
+  std::shared_ptr<persistence::presence_store> presence;
   /// Request size limits: the request line and headers together, and the body.
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
@@ -147,6 +150,7 @@ class edge_server final : public edge_api {
   void route_upload(http_method method, const std::string& pattern, const std::string& name,
                     uint64_t max_bytes, handler fn) override;
   void set_websocket_authenticator(websocket_authenticator fn) override;
+  void add_topic_authorizer(std::string prefix, topic_authorizer fn) override;
   bool admit_user(const std::string& user_id, const http_request& req, http_response& res,
                   const std::string& rid) override;
   caf::expected<std::string> ask_entity(entity_envelope env) override;

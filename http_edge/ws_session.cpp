@@ -1,4 +1,5 @@
 #include <deque>
+#include <map>
 #include <set>
 
 #include <google/protobuf/struct.pb.h>
@@ -10,12 +11,17 @@
 #include "http_edge/edge_core.hpp"
 #include "messages/errors.hpp"
 #include "messages/live.hpp"
+#include "persistence/presence.hpp"
 
 // /v1/ws: one WebSocket session per connection, on the event loop. The client sends JSON
-// commands ({"type":"subscribe"|"unsubscribe","topic":...}, {"type":"ping"}) and receives
-// {"type":"event","topic","data"} for the topics it holds, plus a reply to each command. The
+// commands ({"type":"subscribe"|"unsubscribe","topic":...}, {"type":"ping"},
+// {"type":"typing","topic":"rooms/<id>"}, {"type":"presence","status":"online"|"away"}) and
+// receives {"type":"event","topic","data"} for the topics it holds, plus a reply to each
+// subscription command. Topics: the user's own notifications, "presence/<user id>" (anybody's
+// online status), and those an authorizer allows (a chat room's members: "rooms/<id>"). The
 // server pings when the line is quiet and closes a connection that stays silent; a client that
-// does not read its events is dropped once its queue passes ws_max_queued_bytes.
+// does not read its events is dropped once its queue passes ws_max_queued_bytes. While a user
+// has a connection open it is online in Redis (refreshed at every session check).
 
 namespace chorus::edge {
 
@@ -47,8 +53,34 @@ class ws_session final : public live_client, public std::enable_shared_from_this
 
   ~ws_session() override {
     for (const auto& t : topics_) core_->live->unsubscribe(t, this);
-    if (opened_) core_->probe.ws_closed(reason_.empty() ? "client" : reason_);
+    if (opened_) {
+      core_->probe.ws_closed(reason_.empty() ? "client" : reason_);
+      // The user's last connection on this node: offline (another node's connection, if any,
+      // sets it back at its next check).
+      if (core_->live->count_user(user_, -1) == 0)
+        net::post(core_->workers, [core = core_, user = user_] {
+          if (core->cfg.presence) (void)core->cfg.presence->set_offline(user_id{user});
+          publish_presence(*core, user, "offline");
+        });
+    }
     --core_->connections;
+  }
+
+  [[nodiscard]] const std::string& user() const override { return user_; }
+
+  void revoked(const std::string& topic) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), topic] {
+      if (self->topics_.erase(topic) == 0) return;
+      self->enqueue(std::make_shared<const std::string>(
+          json_of({{"type", "unsubscribed"}, {"topic", topic}, {"reason", "removed"}})));
+    });
+  }
+
+  static void publish_presence(edge_server::core& core, const std::string& user,
+                               const std::string& status) {
+    if (core.publish)
+      core.publish("presence/" + user,
+                   R"({"kind":"presence","user":")" + user + R"(","status":")" + status + "\"}");
   }
 
   ws_session(const ws_session&) = delete;
@@ -67,6 +99,8 @@ class ws_session final : public live_client, public std::enable_shared_from_this
       if (ec) return;
       self->opened_ = true;
       self->core_->probe.ws_opened();
+      bool first = self->core_->live->count_user(self->user_, +1) == 1;
+      self->store_presence(first);
       self->read();
       self->schedule_check();
     });
@@ -80,6 +114,26 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   }
 
  private:
+  /// How long a presence mark lasts unless a session check renews it.
+  [[nodiscard]] std::chrono::milliseconds presence_ttl() const {
+    return std::max(std::chrono::milliseconds{30000}, 3 * core_->cfg.ws_session_check);
+  }
+
+  // Marks the user online or away in Redis (on a worker: Redis may wait) and, when `announce`,
+  // tells the watchers of its presence topic.
+  void store_presence(bool announce) {
+    auto status = away_ ? std::string{"away"} : std::string{"online"};
+    net::post(core_->workers, [core = core_, user = user_, status, announce, ttl = presence_ttl()] {
+      if (core->cfg.presence)
+        (void)core->cfg.presence->set_online(user_id{user},
+                                             status == "away"
+                                                 ? persistence::presence_status::away
+                                                 : persistence::presence_status::online,
+                                             ttl);
+      if (announce) publish_presence(*core, user, status);
+    });
+  }
+
   void read() {
     ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->end(ec == beast::error::timeout ? "idle" : "client");
@@ -104,7 +158,10 @@ class ws_session final : public live_client, public std::enable_shared_from_this
         bool ended = !who && is(who.error(), domain_errc::unauthenticated);
         net::post(self->ws_.get_executor(), [self, ended] {
           if (self->closed_) return;
-          if (!ended) return self->schedule_check();
+          if (!ended) {
+            self->store_presence(false);
+            return self->schedule_check();
+          }
           self->reason_ = "session_ended";
           self->closed_ = true;
           for (const auto& t : self->topics_) self->core_->live->unsubscribe(t, self.get());
@@ -130,25 +187,74 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     auto topic = field("topic");
     if (type == "ping")
       return enqueue(std::make_shared<const std::string>(json_of({{"type", "pong"}})));
+    if (type == "typing") return typing(topic);
+    if (type == "presence") {
+      auto status = field("status");
+      if (status != "online" && status != "away")
+        return reply_error("validation", "status must be online or away", "");
+      bool changed = away_ != (status == "away");
+      away_ = status == "away";
+      if (changed) store_presence(true);
+      return;
+    }
     if (type != "subscribe" && type != "unsubscribe")
-      return reply_error("unknown_type", "type must be subscribe, unsubscribe or ping", "");
+      return reply_error("unknown_type",
+                         "type must be subscribe, unsubscribe, typing, presence or ping", "");
     if (topic.empty()) return reply_error("validation", "topic must be a non-empty string", "");
     if (type == "unsubscribe") {
       if (topics_.erase(topic) > 0) core_->live->unsubscribe(topic, this);
       return enqueue(std::make_shared<const std::string>(
           json_of({{"type", "unsubscribed"}, {"topic", topic}})));
     }
-    // What a client may see: its own notifications (chat rooms come with the social domain).
-    if (topic.rfind("users/", 0) == 0 && topic != notifications_topic(user_))
-      return reply_error("forbidden_topic", "only your own notifications", topic);
-    if (topic != notifications_topic(user_))
-      return reply_error("unknown_topic", "no such topic", topic);
-    if (topics_.count(topic) == 0 && topics_.size() >= core_->cfg.ws_max_topics)
+    if (topics_.count(topic) == 0 && topics_.size() + pending_ >= core_->cfg.ws_max_topics)
       return reply_error("too_many_topics",
                          "at most " + std::to_string(core_->cfg.ws_max_topics) + " topics", topic);
+    // What a client may see: its own notifications, anybody's presence, and what an authorizer
+    // allows (a room's members its room).
+    if (topic == notifications_topic(user_)) return subscribe(topic);
+    if (topic.rfind("users/", 0) == 0)
+      return reply_error("forbidden_topic", "only your own notifications", topic);
+    if (topic.rfind("presence/", 0) == 0 && valid_entity_id(topic.substr(9)))
+      return subscribe(topic);
+    for (const auto& [prefix, authorize] : core_->topic_authorizers) {
+      if (topic.rfind(prefix, 0) != 0) continue;
+      // The authorizer asks an entity: on a worker, then back on this strand.
+      ++pending_;
+      net::post(core_->workers, [self = shared_from_this(), topic, fn = authorize] {
+        auto err = fn(self->user_, topic);
+        net::post(self->ws_.get_executor(), [self, topic, err] {
+          --self->pending_;
+          if (self->closed_) return;
+          if (!err) return self->subscribe(topic);
+          if (is(err, domain_errc::not_found))
+            return self->reply_error("unknown_topic", "no such topic", topic);
+          if (is(err, domain_errc::forbidden) || is(err, domain_errc::unauthenticated))
+            return self->reply_error("forbidden_topic", error_detail(err), topic);
+          self->reply_error("unavailable", "try again", topic);
+        });
+      });
+      return;
+    }
+    reply_error("unknown_topic", "no such topic", topic);
+  }
+
+  void subscribe(const std::string& topic) {
     if (topics_.insert(topic).second) core_->live->subscribe(topic, shared_from_this());
     enqueue(
         std::make_shared<const std::string>(json_of({{"type", "subscribed"}, {"topic", topic}})));
+  }
+
+  // A typing indicator for a room the client holds, at most one per topic every 2 s; it lasts
+  // typing_ttl unless repeated (clients drop it then).
+  void typing(const std::string& topic) {
+    if (topics_.count(topic) == 0 || topic.rfind("rooms/", 0) != 0)
+      return reply_error("not_subscribed", "subscribe to the room first", topic);
+    auto now = std::chrono::steady_clock::now();
+    auto& last = last_typing_[topic];
+    if (last.time_since_epoch().count() != 0 && now - last < std::chrono::seconds{2}) return;
+    last = now;
+    if (core_->publish)
+      core_->publish(topic, R"({"kind":"typing","user":")" + user_ + R"(","expires_in_ms":6000})");
   }
 
   void reply_error(const char* code, const std::string& message, const std::string& topic) {
@@ -211,6 +317,9 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   bool closed_ = false;
   std::string reason_;
   std::set<std::string> topics_;
+  size_t pending_ = 0;  // subscriptions waiting for their authorizer
+  bool away_ = false;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_typing_;
 };
 
 }  // namespace

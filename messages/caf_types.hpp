@@ -65,6 +65,8 @@ CAF_ADD_ATOM(chorus, chorus, status_atom, "status")
 // Registry: a message an entity failed on, handed back by a caller that reached the entity
 // directly (entity_router's fast path).
 CAF_ADD_ATOM(chorus, chorus, redeliver_atom, "redeliver")
+// Live events: a member's subscriptions to a topic end (added last: ids above stay put).
+CAF_ADD_TYPE_ID(chorus, (chorus::live_revoke))
 
 CAF_END_TYPE_ID_BLOCK(chorus)
 

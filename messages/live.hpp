@@ -23,10 +23,24 @@ typename Inspector::result_type inspect(Inspector& f, live_event& x) {
   return f(caf::meta::type_name("chorus::live_event"), x.topic, x.json, x.fan_out);
 }
 
-/// A node's live-event hub as entities and peers see it: it takes an event and hands it to
-/// whichever edge connections on its node subscribed to the topic (and, when `fan_out`, to
-/// every peer's hub). Fire and forget.
-using live_hub = caf::typed_actor<caf::reacts_to<live_event>>;
+/// Ends `user`'s subscriptions to `topic` on every node (a member who left a chat room or was
+/// banned from it stops hearing it): its connections are told, and the topic is dropped.
+struct live_revoke {
+  std::string topic;
+  std::string user;
+  /// As live_event's: set by the publisher's node.
+  bool fan_out = true;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, live_revoke& x) {
+  return f(caf::meta::type_name("chorus::live_revoke"), x.topic, x.user, x.fan_out);
+}
+
+/// A node's live-event hub as entities and peers see it: it takes an event (or a revocation)
+/// and hands it to whichever edge connections on its node subscribed to the topic (and, when
+/// `fan_out`, to every peer's hub). Fire and forget.
+using live_hub = caf::typed_actor<caf::reacts_to<live_event>, caf::reacts_to<live_revoke>>;
 
 /// The topic of a user's own notifications.
 inline std::string notifications_topic(const std::string& user_id) {

@@ -26,6 +26,13 @@ live_hub_actor::behavior_type live_hub_fn(live_hub_actor::stateful_pointer<live_
         }
         if (self->state.local) self->state.local->deliver(ev.topic, ev.json);
       },
+      [self](live_revoke& ev) {
+        if (ev.fan_out) {
+          live_revoke copy{ev.topic, ev.user, false};
+          for (const auto& [name, peer] : self->state.peers) self->send(peer, copy);
+        }
+        if (self->state.local) self->state.local->revoke(ev.topic, ev.user);
+      },
       [self](peer_up_atom, const std::string& name, const live_hub& peer) {
         self->state.peers[name] = peer;
       },
