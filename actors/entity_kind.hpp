@@ -38,6 +38,9 @@ struct entity_context {
   /// Node-local services that are not entities, reached through this node's registry by the
   /// envelope's kind (peers send "transcoder" jobs this way).
   std::map<std::string, envelope_handler> services = {};
+  /// Chat: messages one member may post in one room within `room_message_window`.
+  int64_t room_message_limit = 10;
+  std::chrono::milliseconds room_message_window{10000};
   /// How long a transcode job may take before the track sends it again.
   std::chrono::milliseconds transcode_timeout{600000};
 

@@ -1,6 +1,6 @@
 #include "http_edge/edge_api.hpp"
 
-#include <google/protobuf/util/json_util.h>
+#include "messages/proto_json.hpp"
 
 #include <random>
 
@@ -19,12 +19,7 @@ std::string new_request_id() {
 }
 
 std::string to_json(const google::protobuf::Message& msg) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  opts.always_print_primitive_fields = true;
-  std::string out;
-  if (!google::protobuf::util::MessageToJsonString(msg, &out, opts).ok()) return "{}";
-  return out;
+  return proto_json(msg);
 }
 
 namespace {

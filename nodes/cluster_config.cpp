@@ -313,6 +313,19 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
   }
   if (!error.empty()) return false;
 
+  if (auto* s = r.dict("social", false)) {
+    section_reader sr{*s, "chorus.social", error};
+    sr.count("message-limit", out.social.message_limit);
+    sr.duration("message-window", out.social.message_window);
+    if (!sr.finish()) return false;
+    if (out.social.message_limit == 0 || out.social.message_limit > 100000)
+      return sr.fail("message-limit", "must be 1..100000");
+    if (out.social.message_window < std::chrono::seconds{1} ||
+        out.social.message_window > std::chrono::hours{1})
+      return sr.fail("message-window", "must be 1s..1h");
+  }
+  if (!error.empty()) return false;
+
   if (auto* u = r.dict("users", false)) {
     section_reader ur{*u, "chorus.users", error};
     if (auto* admins = ur.list("admins", false)) {

@@ -119,6 +119,13 @@ struct audio_spec {
   std::chrono::milliseconds stream_url_ttl{std::chrono::hours{6}};
 };
 
+/// `chorus.social`: chat rooms.
+struct social_spec {
+  /// Messages one member may post in one room within `message-window` (moderators too).
+  size_t message_limit = 10;
+  std::chrono::milliseconds message_window{10000};
+};
+
 /// `chorus.users`: accounts and sessions.
 struct users_spec {
   /// Usernames that get the admin role.
@@ -144,6 +151,7 @@ struct cluster_config {
   storage_spec storage;
   users_spec users;
   audio_spec audio;
+  social_spec social;
   edge_spec edge;
   bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;

@@ -27,12 +27,14 @@
 #include "actors/audio/library_query.hpp"
 #include "actors/audio/play_events.hpp"
 #include "actors/debug/counter_entity.hpp"
+#include "actors/social/social.hpp"
 #include "actors/users/follows_query.hpp"
 #include "actors/users/users.hpp"
 #include "common/json_log.hpp"
 #include "http_edge/actor_bridge.hpp"
 #include "http_edge/edge_server.hpp"
 #include "http_edge/live_connections.hpp"
+#include "http_edge/room_routes.hpp"
 #include "http_edge/track_routes.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/audio.pb.h"
@@ -58,6 +60,7 @@
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
 #include "persistence/outbox_relay.hpp"
+#include "persistence/presence.hpp"
 #include "persistence/projection.hpp"
 #include "persistence/rate_limiter.hpp"
 #include "persistence/redis_cache.hpp"
@@ -66,6 +69,7 @@
 #include "persistence/reminder_pg.hpp"
 #include "persistence/reminder_probe.hpp"
 #include "persistence/schema_migrator.hpp"
+#include "persistence/social_chat.hpp"
 
 namespace {
 
@@ -286,6 +290,7 @@ int main(int argc, char** argv) {
   kinds.emplace(audio::track_kind, audio::track_factory());
   kinds.emplace(audio::library_kind, audio::library_factory());
   kinds.emplace(audio::playlist_kind, audio::playlist_factory());
+  kinds.emplace(social::room_kind, social::room_factory());
   kinds.emplace(users::session_kind, users::session_factory());
   kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
   kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
@@ -333,6 +338,8 @@ int main(int argc, char** argv) {
 
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
   ctx.transcode_timeout = cfg.audio.transcode_timeout;
+  ctx.room_message_limit = static_cast<int64_t>(cfg.social.message_limit);
+  ctx.room_message_window = cfg.social.message_window;
   audio::media_limits media_limits;
   media_limits.max_duration =
       std::chrono::duration_cast<std::chrono::seconds>(cfg.audio.max_duration);
@@ -446,6 +453,7 @@ int main(int argc, char** argv) {
     };
     project(users::user_domain, persistence::follows_projection());
     project(audio::audio_domain, persistence::audio_library_projection(read_cache));
+    project(social::social_domain, persistence::social_chat_projection());
     if (cfg.debug_endpoints)
       project(debug::counter_domain, persistence::counter_totals_projection());
   }
@@ -514,6 +522,10 @@ int main(int argc, char** argv) {
     if (ec) fail_fast(log, 2, "cannot create " + edge_cfg.upload_dir + ": " + ec.message());
   }
   edge_cfg.limiter = limiter;
+  // Who is online: WebSocket connections mark it, room member lists show it.
+  auto presence = std::make_shared<persistence::presence_store>(
+      redis_for(2), "chorus:presence:" + cfg.cluster_name + ":");
+  edge_cfg.presence = presence;
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log, live};
   {
     edge::user_routes_config uc;
@@ -547,6 +559,12 @@ int main(int argc, char** argv) {
     tc.node = self->name.str();
     tc.plays = [log = plays.get()](const messages::PlayEvent& ev) { log->emit(ev); };
     edge.add_routes([&](edge::edge_api& api) { edge::add_track_routes(api, std::move(tc)); });
+  }
+  {
+    edge::room_routes_config rc;
+    rc.query = social::spawn_social_query(system, cfg.storage.dsns.at(social::social_domain));
+    rc.presence = presence;
+    edge.add_routes([&](edge::edge_api& api) { edge::add_room_routes(api, std::move(rc)); });
   }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();

@@ -7,6 +7,7 @@
 #include "messages/errors.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/pg_errors.hpp"
+#include "persistence/pg_reader.hpp"
 #include "persistence/redis_cache.hpp"
 
 namespace chorus::persistence {
@@ -16,26 +17,6 @@ namespace {
 constexpr std::string_view track_prefix = "track/";
 constexpr std::string_view library_prefix = "library/";
 constexpr std::string_view playlist_prefix = "playlist/";
-
-/// A page cursor "<ms>.<id>" (the last row of the previous page); INT64_MAX and "" before the
-/// first page, so every row sorts before it.
-struct ms_cursor {
-  int64_t ms = INT64_MAX;
-  std::string id;
-};
-
-caf::expected<ms_cursor> parse_cursor(const std::string& cursor) {
-  ms_cursor out;
-  if (cursor.empty()) return out;
-  auto dot = cursor.find('.');
-  bool ok = dot != std::string::npos && dot > 0 && dot <= 18 && cursor.size() - dot - 1 <= 128 &&
-            cursor.size() > dot + 1;
-  for (size_t i = 0; ok && i < dot; ++i) ok = cursor[i] >= '0' && cursor[i] <= '9';
-  if (!ok) return make_error(domain_errc::validation, "cursor is not one this server made");
-  out.ms = std::stoll(cursor.substr(0, dot));
-  out.id = cursor.substr(dot + 1);
-  return out;
-}
 
 std::string rfc3339_or_empty(const pqxx::field& f) {
   return f.is_null() ? std::string{} : rfc3339(f.as<int64_t>());
@@ -242,30 +223,10 @@ projection audio_library_projection(std::shared_ptr<redis_cache> cache) {
   return p;
 }
 
-struct audio_library_reader::connection {
-  explicit connection(const std::string& dsn) : pg(dsn) {}
-  pqxx::connection pg;
-};
-
 audio_library_reader::audio_library_reader(std::string dsn, std::shared_ptr<redis_cache> cache)
-    : dsn_(with_connect_timeout(dsn, 2)), cache_(std::move(cache)) {}
+    : db_(std::make_unique<pg_reader>(dsn)), cache_(std::move(cache)) {}
 
 audio_library_reader::~audio_library_reader() = default;
-
-template <class F>
-auto audio_library_reader::with_connection(F f) -> decltype(f(std::declval<connection&>())) {
-  std::lock_guard<std::mutex> guard{mutex_};
-  auto result = detail::guarded_pg([&]() -> decltype(f(std::declval<connection&>())) {
-    if (!conn_ || !conn_->pg.is_open()) {
-      conn_ = std::make_unique<connection>(dsn_);
-      pqxx::nontransaction tx{conn_->pg};
-      tx.exec("SET statement_timeout = 5000");
-    }
-    return f(*conn_);
-  });
-  if (!result && detail::is_error(result.error(), errc::postgres_unavailable)) conn_.reset();
-  return result;
-}
 
 namespace {
 
@@ -285,8 +246,8 @@ caf::expected<messages::TrackPage> audio_library_reader::artist_tracks(const std
                                                                        int limit) {
   auto after = parse_cursor(cursor);
   if (!after) return after.error();
-  return with_connection([&](connection& c) -> caf::expected<messages::TrackPage> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::TrackPage> {
+    pqxx::read_transaction tx{c};
     if (!has_tables(tx)) return messages::TrackPage{};
     auto rows = tx.exec_params(
         std::string{"SELECT "} + track_columns +
@@ -303,8 +264,8 @@ caf::expected<messages::TrackPage> audio_library_reader::feed(
   auto after = parse_cursor(cursor);
   if (!after) return after.error();
   if (owners.empty()) return messages::TrackPage{};
-  return with_connection([&](connection& c) -> caf::expected<messages::TrackPage> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::TrackPage> {
+    pqxx::read_transaction tx{c};
     if (!has_tables(tx)) return messages::TrackPage{};
     std::string list = "{";
     for (size_t i = 0; i < owners.size(); ++i) {
@@ -332,8 +293,8 @@ caf::expected<messages::TrackPage> audio_library_reader::liked(const std::string
                                                                int limit) {
   auto after = parse_cursor(cursor);
   if (!after) return after.error();
-  return with_connection([&](connection& c) -> caf::expected<messages::TrackPage> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::TrackPage> {
+    pqxx::read_transaction tx{c};
     if (!has_tables(tx)) return messages::TrackPage{};
     std::string table = reposts ? "library_reposts" : "library_likes";
     // The key is (at_ms, track): track ids are the row's id column.
@@ -357,8 +318,8 @@ caf::expected<messages::CommentPage> audio_library_reader::comments(const std::s
     if (!ok) return make_error(domain_errc::validation, "cursor is not one this server made");
     after = std::stoll(cursor);
   }
-  return with_connection([&](connection& c) -> caf::expected<messages::CommentPage> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::CommentPage> {
+    pqxx::read_transaction tx{c};
     messages::CommentPage page;
     if (!has_tables(tx)) return page;
     auto rows = tx.exec_params(
@@ -388,8 +349,8 @@ caf::expected<messages::PlaylistPage> audio_library_reader::playlists(const std:
                                                                       int limit) {
   auto after = parse_cursor(cursor);
   if (!after) return after.error();
-  return with_connection([&](connection& c) -> caf::expected<messages::PlaylistPage> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::PlaylistPage> {
+    pqxx::read_transaction tx{c};
     messages::PlaylistPage page;
     if (!has_tables(tx)) return page;
     auto rows = tx.exec_params(
@@ -431,8 +392,8 @@ caf::expected<messages::TrackStats> audio_library_reader::stats(const std::strin
 }
 
 caf::expected<messages::TrackStats> audio_library_reader::load_stats(const std::string& track) {
-  return with_connection([&](connection& c) -> caf::expected<messages::TrackStats> {
-    pqxx::read_transaction tx{c.pg};
+  return db_->with([&](pqxx::connection& c) -> caf::expected<messages::TrackStats> {
+    pqxx::read_transaction tx{c};
     messages::TrackStats out;
     if (!has_tables(tx)) return out;
     auto rows = tx.exec_params("SELECT likes, reposts FROM library_stats WHERE track = $1", track);

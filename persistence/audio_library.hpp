@@ -12,6 +12,7 @@
 
 namespace chorus::persistence {
 
+class pg_reader;
 class redis_cache;
 
 /// The projection `audio_library`: the audio domain's lists, from the events of tracks
@@ -56,14 +57,9 @@ class audio_library_reader {
   caf::expected<messages::TrackStats> stats(const std::string& track);
 
  private:
-  struct connection;
-  template <class F>
-  auto with_connection(F f) -> decltype(f(std::declval<connection&>()));
   caf::expected<messages::TrackStats> load_stats(const std::string& track);
-  std::string dsn_;
+  std::unique_ptr<pg_reader> db_;
   std::shared_ptr<redis_cache> cache_;
-  std::mutex mutex_;
-  std::unique_ptr<connection> conn_;
 };
 
 }  // namespace chorus::persistence

@@ -13,6 +13,7 @@
 #include "http_edge/edge_server.hpp"
 #include "http_edge/live_connections.hpp"
 #include "http_edge/openapi.hpp"
+#include "http_edge/room_routes.hpp"
 #include "http_edge/track_routes.hpp"
 #include "http_edge/user_routes.hpp"
 #include "messages/errors.hpp"
@@ -64,6 +65,7 @@ TEST_CASE(
       ec, hooks, sys, entities, metrics, log, std::make_shared<edge::live_connections>()};
   edge.add_routes([](edge::edge_api& api) { edge::add_user_routes(api, {}); });
   edge.add_routes([](edge::edge_api& api) { edge::add_track_routes(api, {}); });
+  edge.add_routes([](edge::edge_api& api) { edge::add_room_routes(api, {}); });
   route_set served;
   for (const auto& r : edge.routes()) served.emplace(r.method, r.name);
   auto documented = documented_routes();
