@@ -32,3 +32,5 @@ pkg_check_modules(AV REQUIRED IMPORTED_TARGET
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(doctest CONFIG REQUIRED)
+# libcurl (OpenSSL flavour) for the notification channels (actors/social): SMTP and webhooks.
+find_package(CURL REQUIRED)
