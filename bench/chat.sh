@@ -24,7 +24,6 @@ chat_bench=${CHAT_BENCH_BIN:-$CHORUS_BUILD/bench/chat_bench}
 [ -x "$chat_bench" ] || die "bench/chat_bench is not built: run ./chorus up"
 db=chorus_chatbench
 cache_dir=$CHORUS_DATA_DIR/bench
-logs=$CHORUS_LOGS
 
 tmp=$(mktemp -d)
 pids=()
@@ -71,16 +70,18 @@ conf = re.sub(r'(?m)^message-window=.*$', 'message-window=1h', conf)
 open(dst, 'w').write(conf)
 PY
 grep -q '^message-limit=100000' "$tmp/chat.conf" || die "no [chorus.social] message-limit in $CHORUS_CONF"
+node_pids=()
 for n in "${names[@]}"; do
-  "$CHORUS_NODE_BIN" --config "$tmp/chat.conf" --node "$n" >"$logs/chatbench-$n.log" 2>&1 &
+  "$CHORUS_NODE_BIN" --config "$tmp/chat.conf" --node "$n" >"$tmp/$n.out" 2>&1 &
   pids+=("$!")
+  node_pids+=("$!")
 done
 for i in 0 1 2; do
   wait_for 60 curl -fsS "http://127.0.0.1:${http_ports[$i]}/readyz" ||
-    die "bench node ${names[$i]} did not become ready (log: $logs/chatbench-${names[$i]}.log)"
+    die "bench node ${names[$i]} did not become ready (log: $CHORUS_LOGS/${names[$i]}.log)"
 done
 ports=$(IFS=,; echo "${http_ports[*]}")
-ok "bench cluster up: ${names[*]} on HTTP ports $ports (logs: $logs/chatbench-c*.log)"
+ok "bench cluster up: ${names[*]} on HTTP ports $ports (logs: $CHORUS_LOGS/c1.log ...)"
 
 # Accounts: the poster (0) and the members, registered once per database. The registration
 # limit (10 per address and hour, kept in Redis under the cluster's name) outlives a dropped
@@ -100,17 +101,26 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
   --maxclients $((members + 100)) >"$tmp/redis.log" 2>&1 &
 pids+=("$!")
+redis_pid=$!
 wait_for 10 redis-cli -p "$rport" ping || die "redis-server did not start: $(tail -3 "$tmp/redis.log")"
 
 # ---- rounds ----
+# CPU seconds (user + system) the server processes used, summed.
+cpu_s() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+hz=$(getconf CLK_TCK)
 side() {
-  local out
+  local out t0 t1
   if [ "$1" = chorus ]; then
+    t0=$(cpu_s "${node_pids[@]}")
     out=$("$chat_bench" chorus "$cache_dir/chat_members.tsv" "$ports" "$room" "$members" "$seconds" "$interval") || true
+    t1=$(cpu_s "${node_pids[@]}")
   else
+    t0=$(cpu_s "$redis_pid")
     out=$("$chat_bench" redis "$rport" "$members" "$seconds" "$interval") || true
+    t1=$(cpu_s "$redis_pid")
   fi
-  echo "$out" | grep '^result' >>"$tmp/$1" || die "$1 round failed: $out"
+  echo "$out" | grep '^result' | sed "s/\$/ server_cpu_s=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) / hz }')/" >>"$tmp/$1" ||
+    die "$1 round failed: $out"
   echo "    $(tail -n1 "$tmp/$1" | cut -d' ' -f2-)"
 }
 : >"$tmp/chorus"; : >"$tmp/redis"
@@ -128,11 +138,15 @@ o50=$(m chorus p50_ms); p50=$(m redis p50_ms)
 o99=$(m chorus p99_ms); p99=$(m redis p99_ms)
 omax=$(m chorus max_ms); pmax=$(m redis max_ms)
 odel=$(delivered_pct chorus); pdel=$(delivered_pct redis)
-ratio() { awk -v o="$1" -v p="$2" 'BEGIN { printf "%.1f", o / (p > 0 ? p : 0.001) }'; }
+ratio() { awk -v o="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", o / p; else printf "-" }'; }
 printf '%-44s %12s %12s %8s\n' "chat: $members members, ${interval} ms x ${seconds} s, $rounds round(s)" chorus redis ratio
 printf '%-44s %12.2f %12.2f %8s\n' "  median p50 latency (ms)" "$o50" "$p50" "$(ratio "$o50" "$p50")"
 printf '%-44s %12.2f %12.2f %8s\n' "  median p99 latency (ms)" "$o99" "$p99" "$(ratio "$o99" "$p99")"
 printf '%-44s %12.2f %12.2f %8s\n' "  median max latency (ms)" "$omax" "$pmax" "$(ratio "$omax" "$pmax")"
 printf '%-44s %11s%% %11s%% %8s\n' "  delivered / expected (all rounds)" "$odel" "$pdel" "-"
+ocpu=$(m chorus server_cpu_s); pcpu=$(m redis server_cpu_s)
+occpu=$(m chorus client_cpu_s); pccpu=$(m redis client_cpu_s)
+printf '%-44s %12.1f %12.1f %8s\n' "  median server CPU s per round (all nodes)" "$ocpu" "$pcpu" "$(ratio "$ocpu" "$pcpu")"
+printf '%-44s %12.1f %12.1f %8s\n' "  median client CPU s per round (chat_bench)" "$occpu" "$pccpu" "$(ratio "$occpu" "$pccpu")"
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; }
 echo "  goal p50 < 20 ms: $(verdict "$o50 < 20"); p99 < 100 ms: $(verdict "$o99 < 100"); every message to every member: $(verdict "$odel == 100")"

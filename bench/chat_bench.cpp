@@ -44,6 +44,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -614,6 +616,14 @@ size_t loop_count() {
   return v ? std::max<size_t>(1, std::strtoul(v, nullptr, 10)) : 2;
 }
 
+/// CPU (user + system) this process used so far, in seconds.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 double ms(int64_t us) { return static_cast<double>(us) / 1000.0; }
 
 /// Opens every receiver, runs `send(k)` for k in 0..messages-1 on the schedule, waits for the
@@ -680,12 +690,12 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
   std::printf(
       "result %s members=%zu messages=%zu expected=%llu delivered=%llu dup=%llu bad=%llu "
       "closed=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f send_p50_ms=%.2f send_max_ms=%.2f "
-      "post_failed=%zu\n",
+      "post_failed=%zu client_cpu_s=%.1f\n",
       side, members, st.messages, static_cast<unsigned long long>(members * st.messages),
       static_cast<unsigned long long>(all.size()), static_cast<unsigned long long>(dup),
       static_cast<unsigned long long>(bad), st.closed.load(), ms(pct(all, 0.5)),
       ms(pct(all, 0.99)), ms(all.empty() ? 0 : all.back()), ms(pct(send_us, 0.5)),
-      ms(send_us.empty() ? 0 : send_us.back()), post_failed);
+      ms(send_us.empty() ? 0 : send_us.back()), post_failed, cpu_seconds());
   std::fflush(stdout);
   return rc;
 }
