@@ -655,6 +655,7 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
     rc = 1;
   } else {
     auto t0 = std::chrono::steady_clock::now() + std::chrono::milliseconds{200};
+    std::string slow;  // the sends over 100 ms, "index:ms", to tell periodic stalls from noise
     for (size_t k = 0; k < st.messages; ++k) {
       std::this_thread::sleep_until(t0 + k * std::chrono::milliseconds{interval_ms});
       auto took = send(k);
@@ -662,7 +663,9 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
         ++post_failed;
       else
         send_us.push_back(took);
+      if (took >= 100000) slow += " " + std::to_string(k) + ":" + std::to_string(took / 1000);
     }
+    if (!slow.empty()) std::fprintf(stderr, "    %s: sends over 100 ms (index:ms):%s\n", side, slow.c_str());
     // The stragglers: until every member has every message, or 10 s after the last send.
     auto expected = static_cast<uint64_t>(members) * st.messages;
     auto drain = std::chrono::steady_clock::now() + std::chrono::seconds{10};
