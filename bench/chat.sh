@@ -6,6 +6,7 @@
 # per (member, message) from the send time in the payload (system clock, same machine).
 # BENCH_ROUNDS rounds (1 by default), alternating which side goes first; medians over rounds.
 # Goals: p50 < 20 ms, p99 < 100 ms, every message delivered to every member.
+# BENCH_CHAT_SET="key=value ..." changes keys of the bench cluster's config for an experiment.
 #
 # The bench cluster ("chorus-chatbench", nodes c1..c3) runs on the dev PostgreSQL (a database
 # of its own, chorus_chatbench) and Redis, on free ports, with rate limits off and a chat
@@ -50,10 +51,10 @@ for n in "${names[@]}"; do
   http_ports+=("$p")
   node_args+=("$n" "$(free_port)" "$p" "$(free_port)" "$(free_port)")
 done
-python3 - "$CHORUS_CONF" "$tmp/chat.conf" "$CHORUS_DATA_DIR" "$db" "${node_args[@]}" <<'PY'
+python3 - "$CHORUS_CONF" "$tmp/chat.conf" "$CHORUS_DATA_DIR" "$db" "${BENCH_CHAT_SET:-}" "${node_args[@]}" <<'PY'
 import re, sys
-src, dst, data, db = sys.argv[1:5]
-nodes = sys.argv[5:]
+src, dst, data, db, extra = sys.argv[1:6]
+nodes = sys.argv[6:]
 conf = open(src).read()
 conf = re.sub(r'(?m)^cluster-name=.*$', 'cluster-name="chorus-chatbench"', conf)
 conf = re.sub(r'(?m)^data-dir=.*$', 'data-dir="%s"' % data, conf)
@@ -67,6 +68,13 @@ for key in ("read-limit", "write-limit", "user-read-limit", "user-write-limit"):
 # One poster posts every 100 ms: the per-member chat limit (10 per 10 s) would refuse it.
 conf = re.sub(r'(?m)^message-limit=.*$', 'message-limit=100000', conf)
 conf = re.sub(r'(?m)^message-window=.*$', 'message-window=1h', conf)
+# Experiments: BENCH_CHAT_SET="key=value ..." replaces keys of cluster.conf (e.g.
+# ws-session-check=600s); a key that is not there is an error.
+for kv in extra.split():
+    key, value = kv.split('=', 1)
+    conf, n = re.subn(r'(?m)^%s=.*$' % re.escape(key), lambda _: '%s=%s' % (key, value), conf)
+    if n == 0:
+        sys.exit('BENCH_CHAT_SET: no key %s in %s' % (key, src))
 open(dst, 'w').write(conf)
 PY
 grep -q '^message-limit=100000' "$tmp/chat.conf" || die "no [chorus.social] message-limit in $CHORUS_CONF"
