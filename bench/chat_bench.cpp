@@ -256,9 +256,9 @@ int accounts(const std::string& cache, const std::string& key, size_t count,
             error = "register " + name + ": " + std::to_string(reg.status) + " " + reg.body;
         }
         if (error.empty()) {
-          auto login = from.call(http::verb::post, "/v1/auth/login",
-                                 R"({"username":")" + name + R"(","password":")" + password + "\"}",
-                                 "");
+          auto login =
+              from.call(http::verb::post, "/v1/auth/login",
+                        R"({"username":")" + name + R"(","password":")" + password + "\"}", "");
           auto user_at = login.body.find("\"user\":");
           got.token = json_str(login.body, "token");
           got.id = user_at == std::string::npos ? "" : json_str(login.body, "id", user_at);
@@ -287,8 +287,9 @@ int accounts(const std::string& cache, const std::string& key, size_t count,
   };
   // Password hashing is the cost (argon2id, a few at once per node): two requests per node in
   // flight keep every node's hashing busy without queueing on its semaphore.
-  size_t jobs = std::getenv("CHAT_BENCH_JOBS") ? std::strtoul(std::getenv("CHAT_BENCH_JOBS"), nullptr, 10)
-                                               : 2 * ports.size();
+  size_t jobs = std::getenv("CHAT_BENCH_JOBS")
+                    ? std::strtoul(std::getenv("CHAT_BENCH_JOBS"), nullptr, 10)
+                    : 2 * ports.size();
   std::vector<std::thread> threads;
   for (size_t t = 0; t < jobs; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
@@ -425,13 +426,17 @@ class receiver {
 class ws_member : public receiver, public std::enable_shared_from_this<ws_member> {
  public:
   ws_member(run_state& run, loop& lp, uint16_t port, std::string token, std::string topic)
-      : receiver(run, lp), ws_(lp.ioc), port_(port), token_(std::move(token)),
+      : receiver(run, lp),
+        ws_(lp.ioc),
+        port_(port),
+        token_(std::move(token)),
         topic_(std::move(topic)) {}
 
   void start(std::function<void()> done) {
     done_ = std::move(done);
     ws_.next_layer().async_connect(
-        {net::ip::make_address("127.0.0.1"), port_}, [self = shared_from_this()](beast::error_code ec) {
+        {net::ip::make_address("127.0.0.1"), port_},
+        [self = shared_from_this()](beast::error_code ec) {
           if (ec) return self->failed("connect: " + ec.message());
           self->ws_.set_option(
               websocket::stream_base::decorator([t = self->token_](websocket::request_type& r) {
@@ -441,9 +446,10 @@ class ws_member : public receiver, public std::enable_shared_from_this<ws_member
               "127.0.0.1:" + std::to_string(self->port_), "/v1/ws", [self](beast::error_code ec) {
                 if (ec) return self->failed("handshake: " + ec.message());
                 self->out_ = R"({"type":"subscribe","topic":")" + self->topic_ + R"("})";
-                self->ws_.async_write(net::buffer(self->out_), [self](beast::error_code ec, size_t) {
-                  if (ec) return self->failed("subscribe: " + ec.message());
-                });
+                self->ws_.async_write(net::buffer(self->out_),
+                                      [self](beast::error_code ec, size_t) {
+                                        if (ec) return self->failed("subscribe: " + ec.message());
+                                      });
                 self->read();
               });
         });
@@ -551,16 +557,15 @@ class redis_member : public receiver, public std::enable_shared_from_this<redis_
 
   void start(std::function<void()> done) {
     done_ = std::move(done);
-    sock_.async_connect({net::ip::make_address("127.0.0.1"), port_},
-                        [self = shared_from_this()](beast::error_code ec) {
-                          if (ec) return self->failed("connect: " + ec.message());
-                          self->out_ = resp_command({"SUBSCRIBE", self->channel_});
-                          net::async_write(self->sock_, net::buffer(self->out_),
-                                           [self](beast::error_code ec, size_t) {
-                                             if (ec) self->failed("subscribe: " + ec.message());
-                                           });
-                          self->read();
-                        });
+    sock_.async_connect({net::ip::make_address("127.0.0.1"), port_}, [self = shared_from_this()](
+                                                                         beast::error_code ec) {
+      if (ec) return self->failed("connect: " + ec.message());
+      self->out_ = resp_command({"SUBSCRIBE", self->channel_});
+      net::async_write(self->sock_, net::buffer(self->out_), [self](beast::error_code ec, size_t) {
+        if (ec) self->failed("subscribe: " + ec.message());
+      });
+      self->read();
+    });
   }
 
  private:
@@ -570,23 +575,23 @@ class redis_member : public receiver, public std::enable_shared_from_this<redis_
   }
 
   void read() {
-    sock_.async_read_some(net::buffer(chunk_), [self = shared_from_this()](beast::error_code ec,
-                                                                            size_t n) {
-      if (ec) {
-        if (!self->ready_) return self->failed("read: " + ec.message());
-        if (!self->run_.stopping) ++self->run_.closed;
-        return;
-      }
-      self->in_.append(self->chunk_.data(), n);
-      std::string_view rest{self->in_};
-      size_t used = 0;
-      while (size_t took = parse_resp(rest.substr(used), self->parts_)) {
-        used += took;
-        self->reply();
-      }
-      self->in_.erase(0, used);
-      self->read();
-    });
+    sock_.async_read_some(net::buffer(chunk_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (ec) {
+                              if (!self->ready_) return self->failed("read: " + ec.message());
+                              if (!self->run_.stopping) ++self->run_.closed;
+                              return;
+                            }
+                            self->in_.append(self->chunk_.data(), n);
+                            std::string_view rest{self->in_};
+                            size_t used = 0;
+                            while (size_t took = parse_resp(rest.substr(used), self->parts_)) {
+                              used += took;
+                              self->reply();
+                            }
+                            self->in_.erase(0, used);
+                            self->read();
+                          });
   }
 
   void reply() {
@@ -624,12 +629,14 @@ double cpu_seconds() {
   return s(u.ru_utime) + s(u.ru_stime);
 }
 
-double ms(int64_t us) { return static_cast<double>(us) / 1000.0; }
+double ms(int64_t us) {
+  return static_cast<double>(us) / 1000.0;
+}
 
 /// Opens every receiver, runs `send(k)` for k in 0..messages-1 on the schedule, waits for the
 /// deliveries and prints the result line. `send` answers the time it took, or -1 on failure.
-int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& st,
-        size_t members, int interval_ms, const std::function<int64_t(size_t)>& send) {
+int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& st, size_t members,
+        int interval_ms, const std::function<int64_t(size_t)>& send) {
   std::vector<std::thread> threads;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& l : loops) {
@@ -665,7 +672,8 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
         send_us.push_back(took);
       if (took >= 100000) slow += " " + std::to_string(k) + ":" + std::to_string(took / 1000);
     }
-    if (!slow.empty()) std::fprintf(stderr, "    %s: sends over 100 ms (index:ms):%s\n", side, slow.c_str());
+    if (!slow.empty())
+      std::fprintf(stderr, "    %s: sends over 100 ms (index:ms):%s\n", side, slow.c_str());
     // The stragglers: until every member has every message, or 10 s after the last send.
     auto expected = static_cast<uint64_t>(members) * st.messages;
     auto drain = std::chrono::steady_clock::now() + std::chrono::seconds{10};
@@ -696,8 +704,8 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
       "post_failed=%zu client_cpu_s=%.1f\n",
       side, members, st.messages, static_cast<unsigned long long>(members * st.messages),
       static_cast<unsigned long long>(all.size()), static_cast<unsigned long long>(dup),
-      static_cast<unsigned long long>(bad), st.closed.load(), ms(pct(all, 0.5)),
-      ms(pct(all, 0.99)), ms(all.empty() ? 0 : all.back()), ms(pct(send_us, 0.5)),
+      static_cast<unsigned long long>(bad), st.closed.load(), ms(pct(all, 0.5)), ms(pct(all, 0.99)),
+      ms(all.empty() ? 0 : all.back()), ms(pct(send_us, 0.5)),
       ms(send_us.empty() ? 0 : send_us.back()), post_failed, cpu_seconds());
   std::fflush(stdout);
   return rc;
@@ -734,8 +742,7 @@ int chorus(const std::string& cache, const std::vector<uint16_t>& ports, const s
     auto r = posters[k % posters.size()]->call(http::verb::post, "/v1/rooms/" + room + "/messages",
                                                body, accts[0].token);
     if (r.status != 201 && r.status != 200) {
-      if (first_post_error.empty())
-        first_post_error = std::to_string(r.status) + " " + r.body;
+      if (first_post_error.empty()) first_post_error = std::to_string(r.status) + " " + r.body;
       return -1;
     }
     return now_us() - sent;
@@ -783,7 +790,8 @@ int redis(uint16_t port, size_t members, int seconds, int interval_ms) {
     return now_us() - sent;
   };
   int rc = run("redis", loops, st, members, interval_ms, send);
-  if (!first_error.empty()) std::fprintf(stderr, "    first failed PUBLISH: %s\n", first_error.c_str());
+  if (!first_error.empty())
+    std::fprintf(stderr, "    first failed PUBLISH: %s\n", first_error.c_str());
   return rc;
 }
 
