@@ -589,6 +589,18 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
             ev.set_reply_to(cmd.reply_to());
             ev.set_track(cmd.track());
             ev.set_at_ms(now);
+            // Who hears of it: mentioned members, the author replied to, the other one of a
+            // direct room (never the author itself).
+            std::set<std::string> mentioned;
+            for (const auto& u : cmd.mentions())
+              if (u != cmd.by() && m.member(u) != nullptr && mentioned.insert(u).second)
+                ev.add_mentioned(u);
+            if (cmd.reply_to() > 0)
+              if (auto* replied = m.held(cmd.reply_to()); replied && replied->author() != cmd.by())
+                ev.set_reply_to_author(replied->author());
+            if (m.kind == "direct")
+              for (const auto& [u, _] : m.members)
+                if (u != cmd.by()) ev.set_direct_to(u);
             return one(ev);
           },
           [cmd, duplicate, publish](const room_model& m) -> caf::expected<std::string> {
