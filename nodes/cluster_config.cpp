@@ -14,6 +14,7 @@
 #include <caf/parser_state.hpp>
 #include <caf/settings.hpp>
 
+#include "actors/social/channels.hpp"
 #include "messages/errors.hpp"
 
 namespace chorus {
@@ -355,8 +356,8 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     bool hooks = !out.notify.sms_webhook.empty() || !out.notify.push_webhook.empty();
     if (hooks && out.notify.webhook_secret.size() < 16)
       return nr.fail("webhook-secret", "must be at least 16 characters when a webhook is set");
-    if (out.notify.smtp_from.find('@') == std::string::npos)
-      return nr.fail("smtp-from", "must be an email address");
+    if (!social::is_valid_address(out.notify.smtp_from))
+      return nr.fail("smtp-from", "must be a plain email address (name@example.org)");
     if (out.notify.digest_delay > std::chrono::hours{24})
       return nr.fail("digest-delay", "must be at most 24h");
     if (out.notify.retry_base < std::chrono::milliseconds{10} ||

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 #include <caf/actor_system.hpp>
@@ -368,7 +369,17 @@ int main(int argc, char** argv) {
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
   // connections here that subscribed and to every peer's hub (membership keeps it told).
   auto live = std::make_shared<edge::live_connections>();
-  auto hub = spawn_live_hub(system, live);
+  auto& from_peers = prometheus::BuildCounter()
+                         .Name("chorus_live_peer_events_total")
+                         .Help(
+                             "Live events this node's hub received from peers (only for topics "
+                             "its WebSocket clients hold)")
+                         .Register(*registry)
+                         .Add({});
+  auto hub = spawn_live_hub(system, self->name.str(), live, &from_peers);
+  live->set_interest([hub](const std::string& topic, bool on) {
+    caf::anon_send(hub, live_interest{"", {topic}, on, false});
+  });
   ctx.live = caf::actor_cast<live_hub>(hub);
   std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
   std::vector<persistence::journal_actor> journals;

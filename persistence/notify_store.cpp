@@ -1,6 +1,8 @@
 #include "persistence/notify_store.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <string_view>
 
 #include "common/clock.hpp"
@@ -129,12 +131,22 @@ pending_delivery delivery_of(const pqxx::row& row) {
   d.utc_offset_min = row[8].as<int32_t>();
   d.created_ms = row[9].as<int64_t>();
   d.attempts = row[10].as<int>();
+  d.claim = row[11].as<std::string>();
   return d;
 }
 
 constexpr const char* delivery_columns =
     "notification_id, channel, user_id, type, body, address, quiet_start_min, quiet_end_min, "
-    "utc_offset_min, created_ms, attempts";
+    "utc_offset_min, created_ms, attempts, claim";
+
+/// A claim token: 128 random bits as hex.
+std::string new_claim() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
 
 }  // namespace
 
@@ -150,7 +162,8 @@ projection notify_triggers_projection() {
       "type text NOT NULL, actor text NOT NULL, room text NOT NULL, seq bigint NOT NULL, track "
       "text NOT NULL, body text NOT NULL, created_ms bigint NOT NULL, attempts integer NOT NULL, "
       "next_ms bigint NOT NULL)",
-      "CREATE INDEX IF NOT EXISTS notify_pending_due ON notify_pending (next_ms)"};
+      "CREATE INDEX IF NOT EXISTS notify_pending_due ON notify_pending (next_ms)",
+      "ALTER TABLE notify_pending ADD COLUMN IF NOT EXISTS claim text NOT NULL DEFAULT ''"};
   p.reset = [](sql_tx& tx) { return done(tx.exec("DELETE FROM notify_pending")); };
   p.apply = apply_trigger;
   return p;
@@ -167,7 +180,8 @@ projection notify_delivery_projection() {
       "NOT NULL, status text NOT NULL, error text NOT NULL DEFAULT '', done_ms bigint, PRIMARY "
       "KEY (notification_id, channel))",
       "CREATE INDEX IF NOT EXISTS notify_deliveries_due ON notify_deliveries (next_ms) WHERE "
-      "status = 'pending'"};
+      "status = 'pending'",
+      "ALTER TABLE notify_deliveries ADD COLUMN IF NOT EXISTS claim text NOT NULL DEFAULT ''"};
   // A rebuild must not send anything twice: delivered rows stay.
   p.reset = [](sql_tx& tx) {
     return done(tx.exec("DELETE FROM notify_deliveries WHERE status = 'pending'"));
@@ -196,10 +210,10 @@ caf::expected<std::vector<pending_notification>> notify_queue::claim_pending(
     if (!has_table(tx, "notify_pending")) return out;
     auto now = unix_ms_now();
     auto rows = tx.exec_params(
-        "UPDATE notify_pending SET next_ms = $2::bigint WHERE id IN (SELECT id FROM "
+        "UPDATE notify_pending SET next_ms = $2::bigint, claim = $4 WHERE id IN (SELECT id FROM "
         "notify_pending WHERE next_ms <= $1::bigint ORDER BY next_ms LIMIT $3 FOR UPDATE SKIP "
-        "LOCKED) RETURNING id, user_id, type, actor, room, seq, track, body, attempts",
-        now, now + lease.count(), static_cast<int64_t>(limit));
+        "LOCKED) RETURNING id, user_id, type, actor, room, seq, track, body, attempts, claim",
+        now, now + lease.count(), static_cast<int64_t>(limit), new_claim());
     tx.commit();
     for (const auto& row : rows) {
       pending_notification p;
@@ -212,28 +226,30 @@ caf::expected<std::vector<pending_notification>> notify_queue::claim_pending(
       p.track = row[6].as<std::string>();
       p.text = row[7].as<std::string>();
       p.attempts = row[8].as<int>();
+      p.claim = row[9].as<std::string>();
       out.push_back(std::move(p));
     }
     return out;
   });
 }
 
-caf::error notify_queue::finish_pending(const std::string& id) {
+caf::error notify_queue::finish_pending(const pending_notification& p) {
   auto r = db_->with([&](pqxx::connection& c) -> caf::expected<bool> {
     pqxx::work tx{c};
-    tx.exec_params("DELETE FROM notify_pending WHERE id = $1", id);
+    tx.exec_params("DELETE FROM notify_pending WHERE id = $1 AND claim = $2", p.id, p.claim);
     tx.commit();
     return true;
   });
   return r ? caf::error{} : r.error();
 }
 
-caf::error notify_queue::retry_pending(const std::string& id, int64_t next_ms) {
+caf::error notify_queue::retry_pending(const pending_notification& p, int64_t next_ms) {
   auto r = db_->with([&](pqxx::connection& c) -> caf::expected<bool> {
     pqxx::work tx{c};
     tx.exec_params(
-        "UPDATE notify_pending SET attempts = attempts + 1, next_ms = $2::bigint WHERE id = $1", id,
-        next_ms);
+        "UPDATE notify_pending SET attempts = attempts + 1, next_ms = $2::bigint WHERE id = $1 "
+        "AND claim = $3",
+        p.id, next_ms, p.claim);
     tx.commit();
     return true;
   });
@@ -248,13 +264,15 @@ caf::expected<std::vector<pending_delivery>> notify_queue::claim_deliveries(
     if (!has_table(tx, "notify_deliveries")) return out;
     auto now = unix_ms_now();
     auto rows = tx.exec_params(
-        std::string{"UPDATE notify_deliveries SET next_ms = $2::bigint WHERE (notification_id, "
+        std::string{"UPDATE notify_deliveries SET next_ms = $2::bigint, claim = $5 WHERE "
+                    "(notification_id, "
                     "channel) IN (SELECT notification_id, channel FROM notify_deliveries WHERE "
                     "status = 'pending' AND next_ms <= $1::bigint AND NOT (channel = 'email' AND "
                     "type = 'direct_message' AND created_ms > $4::bigint) ORDER BY next_ms LIMIT "
                     "$3 FOR UPDATE SKIP LOCKED) RETURNING "} +
             delivery_columns,
-        now, now + lease.count(), static_cast<int64_t>(limit), now - digest_delay.count());
+        now, now + lease.count(), static_cast<int64_t>(limit), now - digest_delay.count(),
+        new_claim());
     tx.commit();
     for (const auto& row : rows) out.push_back(delivery_of(row));
     return out;
@@ -267,12 +285,13 @@ caf::expected<std::vector<pending_delivery>> notify_queue::claim_digest(
     pqxx::work tx{c};
     auto now = unix_ms_now();
     auto rows = tx.exec_params(
-        std::string{"UPDATE notify_deliveries SET next_ms = $2::bigint WHERE (notification_id, "
+        std::string{"UPDATE notify_deliveries SET next_ms = $2::bigint, claim = $4 WHERE "
+                    "(notification_id, "
                     "channel) IN (SELECT notification_id, channel FROM notify_deliveries WHERE "
                     "status = 'pending' AND channel = 'email' AND type = 'direct_message' AND "
                     "user_id = $1 AND next_ms <= $3::bigint FOR UPDATE SKIP LOCKED) RETURNING "} +
             delivery_columns,
-        user, now + lease.count(), now);
+        user, now + lease.count(), now, new_claim());
     tx.commit();
     std::vector<pending_delivery> out;
     for (const auto& row : rows) out.push_back(delivery_of(row));
@@ -280,30 +299,28 @@ caf::expected<std::vector<pending_delivery>> notify_queue::claim_digest(
   });
 }
 
-caf::error notify_queue::finish_delivery(const std::string& notification_id,
-                                         const std::string& channel, const std::string& status,
+caf::error notify_queue::finish_delivery(const pending_delivery& d, const std::string& status,
                                          const std::string& error) {
   auto r = db_->with([&](pqxx::connection& c) -> caf::expected<bool> {
     pqxx::work tx{c};
     tx.exec_params(
         "UPDATE notify_deliveries SET status = $3, error = $4, done_ms = $5::bigint, attempts = "
-        "attempts + 1 WHERE notification_id = $1 AND channel = $2",
-        notification_id, channel, status, error, unix_ms_now());
+        "attempts + 1 WHERE notification_id = $1 AND channel = $2 AND claim = $6",
+        d.notification_id, d.channel, status, error, unix_ms_now(), d.claim);
     tx.commit();
     return true;
   });
   return r ? caf::error{} : r.error();
 }
 
-caf::error notify_queue::retry_delivery(const std::string& notification_id,
-                                        const std::string& channel, int64_t next_ms, bool counts,
+caf::error notify_queue::retry_delivery(const pending_delivery& d, int64_t next_ms, bool counts,
                                         const std::string& error) {
   auto r = db_->with([&](pqxx::connection& c) -> caf::expected<bool> {
     pqxx::work tx{c};
     tx.exec_params(
         "UPDATE notify_deliveries SET next_ms = $3::bigint, attempts = attempts + $4::int, error "
-        "= $5 WHERE notification_id = $1 AND channel = $2",
-        notification_id, channel, next_ms, counts ? 1 : 0, error);
+        "= $5 WHERE notification_id = $1 AND channel = $2 AND claim = $6",
+        d.notification_id, d.channel, next_ms, counts ? 1 : 0, error, d.claim);
     tx.commit();
     return true;
   });

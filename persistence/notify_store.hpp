@@ -38,6 +38,7 @@ struct pending_notification {
   std::string track;
   std::string text;
   int attempts = 0;
+  std::string claim;  ///< the claim that holds it: finishing or retrying needs it
 };
 
 /// A row of `notify_deliveries`: one notification to send over one channel.
@@ -53,12 +54,16 @@ struct pending_delivery {
   int32_t utc_offset_min = 0;
   int64_t created_ms = 0;
   int attempts = 0;
+  std::string claim;  ///< the claim that holds it: finishing or retrying needs it
 };
 
 /// The two work queues of the notifier in one database. Rows are claimed with a lease (the
-/// claim moves them `lease` into the future, FOR UPDATE SKIP LOCKED), so several nodes' workers
-/// share a queue and a worker that dies mid-row leaves it to the next claim once the lease
-/// runs out: at-least-once. One connection, one caller at a time; errors are values.
+/// claim moves them `lease` into the future and stamps them with a fresh claim token, FOR
+/// UPDATE SKIP LOCKED), so several nodes' workers share a queue and a worker that dies mid-row
+/// leaves it to the next claim once the lease runs out: at-least-once. Finishing or retrying a
+/// row takes its claim token, so a worker whose lease ran out (and whose row another claimed)
+/// changes nothing. Leases compare the nodes' clocks: keep them in sync (NTP). One connection,
+/// one caller at a time; errors are values.
 class notify_queue {
  public:
   explicit notify_queue(std::string dsn);
@@ -68,8 +73,8 @@ class notify_queue {
 
   caf::expected<std::vector<pending_notification>> claim_pending(size_t limit,
                                                                  std::chrono::milliseconds lease);
-  caf::error finish_pending(const std::string& id);
-  caf::error retry_pending(const std::string& id, int64_t next_ms);
+  caf::error finish_pending(const pending_notification& p);
+  caf::error retry_pending(const pending_notification& p, int64_t next_ms);
 
   /// Due deliveries; an email of a direct message is due `digest_delay` after it was made, so
   /// that the ones that follow can go in the same email.
@@ -79,11 +84,11 @@ class notify_queue {
   caf::expected<std::vector<pending_delivery>> claim_digest(const std::string& user,
                                                             std::chrono::milliseconds lease);
   /// `status`: "delivered" or "failed" (with `error`); final.
-  caf::error finish_delivery(const std::string& notification_id, const std::string& channel,
-                             const std::string& status, const std::string& error = "");
+  caf::error finish_delivery(const pending_delivery& d, const std::string& status,
+                             const std::string& error = "");
   /// Tried and failed for now (`counts`: an attempt; false: only postponed, e.g. quiet hours).
-  caf::error retry_delivery(const std::string& notification_id, const std::string& channel,
-                            int64_t next_ms, bool counts, const std::string& error = "");
+  caf::error retry_delivery(const pending_delivery& d, int64_t next_ms, bool counts,
+                            const std::string& error = "");
 
  private:
   std::unique_ptr<pg_reader> db_;

@@ -22,8 +22,14 @@ namespace chorus::social {
 
 namespace {
 
-constexpr std::chrono::milliseconds lease{60000};
 constexpr std::chrono::seconds ask_timeout{10};
+/// Rows claimed at once, and for how long: a batch must be done well within its lease (each
+/// row may take an ask, or an SMTP or HTTP call, of up to 10 s), or another node takes its
+/// rows again (harmless: claims are checked, sends are deduplicated by id, but wasted).
+constexpr size_t trigger_batch = 10;
+constexpr std::chrono::milliseconds trigger_lease{std::chrono::minutes{3}};
+constexpr size_t delivery_batch = 5;
+constexpr std::chrono::milliseconds delivery_lease{std::chrono::minutes{2}};
 
 std::string describe(const std::string& type) {
   if (type == "new_follower") return "You have a new follower";
@@ -43,6 +49,7 @@ struct notifier::impl {
   std::mutex mtx;
   std::condition_variable cv;
   bool stopping = false;
+  std::atomic<bool> stop_now{false};  ///< read between rows, so that stop() never waits long
   std::thread triggers;
   std::thread deliveries;
 
@@ -108,17 +115,21 @@ struct notifier::impl {
     if (track.visibility() != "public" || track.status() != "ready") return {};
     n.set_actor(track.owner());
     n.set_text(track.title());
+    // One follower failing does not keep the others from hearing: the row is tried again
+    // (the ones that got it already are not notified twice: same id).
+    caf::error first_failure;
     std::string cursor;
     do {
       auto page = follows.list(track.owner(), true, cursor, 100);
       if (!page) return page.error();
       for (const auto& row : page->rows) {
+        if (stop_now) return make_error(runtime_errc::overloaded, "stopping");
         n.set_id(persistence::notification_id("new_track", p.track + "/" + row.user_id));
-        if (auto err = push(row.user_id, n)) return err;
+        if (auto err = push(row.user_id, n); err && !first_failure) first_failure = err;
       }
       cursor = page->next_cursor;
     } while (!cursor.empty());
-    return {};
+    return first_failure;
   }
 
   void run_triggers() {
@@ -129,9 +140,10 @@ struct notifier::impl {
     for (;;) {
       size_t worked = 0;
       for (auto& q : queues) {
-        auto rows = q->claim_pending(50, lease);
+        auto rows = q->claim_pending(trigger_batch, trigger_lease);
         if (!rows) continue;  // the database is down: the next round tries again
         for (const auto& p : *rows) {
+          if (stop_now) return;  // the rest come back when their lease runs out
           ++worked;
           auto err = make(p, follows);
           if (cfg.log != nullptr)
@@ -142,11 +154,11 @@ struct notifier::impl {
                             {"attempt", std::to_string(p.attempts + 1)},
                             {"error", error_detail(err)}});
           if (!err) {
-            (void)q->finish_pending(p.id);
+            (void)q->finish_pending(p);
           } else if (p.attempts + 1 >= cfg.max_attempts || is(err, domain_errc::validation)) {
-            (void)q->finish_pending(p.id);  // given up: it would never pass
+            (void)q->finish_pending(p);  // given up: it would never pass
           } else {
-            (void)q->retry_pending(p.id, backoff_until(p.attempts));
+            (void)q->retry_pending(p, backoff_until(p.attempts));
           }
         }
       }
@@ -168,7 +180,7 @@ struct notifier::impl {
       if (d.type == "direct_message") {
         // One email for every direct message waiting for this user: those claimed with it,
         // and those not due yet.
-        if (auto more = q.claim_digest(d.user, lease))
+        if (auto more = q.claim_digest(d.user, delivery_lease))
           also.insert(also.end(), more->begin(), more->end());
         if (!also.empty()) {
           e.subject = std::to_string(also.size() + 1) + " new direct messages";
@@ -194,7 +206,7 @@ struct notifier::impl {
   void run_deliveries() {
     persistence::notify_queue q{cfg.social_dsn};
     for (;;) {
-      auto rows = q.claim_deliveries(20, lease, cfg.digest_delay);
+      auto rows = q.claim_deliveries(delivery_batch, delivery_lease, cfg.digest_delay);
       size_t worked = rows ? rows->size() : 0;
       // A user's direct-message emails claimed together go in the first one's digest.
       std::map<std::string, std::vector<persistence::pending_delivery>> digests;
@@ -210,6 +222,7 @@ struct notifier::impl {
         group.push_back(std::move(d));
       }
       for (const auto& d : batch) {
+        if (stop_now) return;
         std::vector<persistence::pending_delivery> also;
         if (d.channel == "email" && d.type == "direct_message")
           also.assign(digests[d.user].begin() + 1, digests[d.user].end());
@@ -218,8 +231,7 @@ struct notifier::impl {
                                                       d.utc_offset_min);
         if (allowed > now) {
           also.insert(also.begin(), d);
-          for (const auto& x : also)
-            (void)q.retry_delivery(x.notification_id, x.channel, allowed, false, "quiet hours");
+          for (const auto& x : also) (void)q.retry_delivery(x, allowed, false, "quiet hours");
           continue;
         }
         auto err = send(q, d, also);
@@ -234,12 +246,11 @@ struct notifier::impl {
         also.insert(also.begin(), d);
         for (const auto& x : also) {
           if (!err)
-            (void)q.finish_delivery(x.notification_id, x.channel, "delivered");
+            (void)q.finish_delivery(x, "delivered");
           else if (!is_retryable(err) || x.attempts + 1 >= cfg.max_attempts)
-            (void)q.finish_delivery(x.notification_id, x.channel, "failed", error_detail(err));
+            (void)q.finish_delivery(x, "failed", error_detail(err));
           else
-            (void)q.retry_delivery(x.notification_id, x.channel, backoff_until(x.attempts), true,
-                                   error_detail(err));
+            (void)q.retry_delivery(x, backoff_until(x.attempts), true, error_detail(err));
         }
       }
       if (!pause(worked > 0 ? std::chrono::milliseconds{0} : cfg.poll)) return;
@@ -263,6 +274,7 @@ void notifier::stop() {
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->stopping = true;
+    impl_->stop_now = true;
   }
   impl_->cv.notify_all();
   if (impl_->triggers.joinable()) impl_->triggers.join();

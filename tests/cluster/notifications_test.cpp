@@ -156,6 +156,29 @@ TEST_CASE(
   CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"phone":"12"})"), 422, "validation"));
   CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"colour":"blue"})"), 422, "validation"));
   CHECK(error_is(test::http_call(p1, "PUT", prefs, "{}"), 401, "unauthenticated"));
+
+  // An artist bob follows publishes a track: once it is ready, bob hears of it.
+  test::temp_dir dir;
+  auto flac = dir.path() + "/song.flac";
+  auto made = test::run(
+      {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=3:r=44100", flac});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  auto [artist_me, artist_token] = test::member(p0, test::unique_name("artist"), true);
+  user artist{artist_me.id(), artist_token, artist_me.email()};
+  REQUIRE(call(p1, "POST", "/v1/users/" + artist.id + "/follow", bob).status == 204);
+  auto h = test::bearer(artist.token);
+  h.emplace_back("X-Track-Title", "First Light");
+  auto uploaded = test::http_call(p0, "POST", "/v1/tracks", test::read_file(flac), h, "audio/flac");
+  REQUIRE_MESSAGE(uploaded.status == 202, uploaded.body);
+  std::optional<messages::Notification> released;
+  CHECK(test::eventually(60s, [&] {
+    for (const auto& n : inbox(p1, bob))
+      if (n.type() == "new_track") released = n;
+    return released.has_value();
+  }));
+  REQUIRE(released);
+  CHECK(released->actor() == artist.id);
+  CHECK(released->text() == "First Light");
   auto kept = parse_json<messages::NotifyPreferences>(call(p1, "GET", prefs, bob));
   REQUIRE(kept);
   CHECK(kept->channels().empty());
@@ -173,7 +196,7 @@ TEST_CASE(
   c.set_section("chorus.notify", "smtp-url=\"" + smtp.url() + "\"\nsms-webhook=\"" + hooks.url() +
                                      "\"\npush-webhook=\"" + hooks.url() + "\"\nwebhook-secret=\"" +
                                      secret +
-                                     "\"\ndigest-delay=2s\nretry-base=50ms\nretry-max=400ms\n");
+                                     "\"\ndigest-delay=5s\nretry-base=50ms\nretry-max=400ms\n");
   c.start_all();
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;

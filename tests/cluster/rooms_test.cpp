@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -448,4 +449,43 @@ TEST_CASE(
   REQUIRE_MESSAGE(after.status == 201, after.body);
   CHECK(parse_json<messages::ChatMessage>(after)->seq() == static_cast<int64_t>(acked.size() + 1));
   CHECK(all_history(c.at(0).http_port, room, owner).size() == acked.size() + 1);
+}
+
+TEST_CASE(
+    "rooms: a message crosses the network once per node whose clients hold the room, however "
+    "many they are, and not at all to a node where nobody holds it") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto alice = make_user(c.at(0).http_port, "alice");
+  auto bob = make_user(c.at(1).http_port, "bob");
+  // A room owned by n1, so that its events start there.
+  std::string room;
+  std::vector<std::string> nodes{"n1", "n2", "n3"};
+  for (int i = 0; i < 40 && room.empty(); ++i) {
+    auto id = create_room(c.at(0).http_port, alice, "group", {bob.id});
+    if (nodes[*rendezvous_owner("room/" + id, nodes)] == "n1") room = id;
+  }
+  REQUIRE(!room.empty());
+  // Two of bob's clients on n2.
+  std::vector<std::unique_ptr<ws_client>> clients;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(std::make_unique<ws_client>(c.at(1).http_port, "/v1/ws", bob.token));
+    clients.back()->send(subscribe("rooms/" + room));
+    REQUIRE(field(clients.back()->next(), "type") == "subscribed");
+  }
+  auto peer_events = [&](size_t i) {
+    return test::metric_value(test::http_get(c.at(i).metrics_port, "/metrics").body,
+                              "chorus_live_peer_events_total");
+  };
+  auto n2_before = peer_events(1);
+  auto n3_before = peer_events(2);
+  for (int k = 1; k <= 5; ++k)
+    REQUIRE(post(c.at(0).http_port, room, alice, "m" + std::to_string(k), "f" + std::to_string(k))
+                .status == 201);
+  for (auto& ws : clients)
+    for (int k = 1; k <= 5; ++k)
+      CHECK(field(next_event(*ws, "message"), "data.message.seq") == std::to_string(k));
+  CHECK(peer_events(1) - n2_before == 5);
+  CHECK(peer_events(2) - n3_before == 0);
 }
