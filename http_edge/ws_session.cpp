@@ -1,5 +1,6 @@
 #include <deque>
 #include <map>
+#include <random>
 #include <set>
 
 #include <google/protobuf/struct.pb.h>
@@ -156,7 +157,11 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   // expiry ends the connection (close code 1008). A check that fails for another reason
   // (storage down) keeps the connection and tries again next time.
   void schedule_check() {
-    check_.expires_after(core_->cfg.ws_session_check);
+    // Spread over 75..125% of the period: connections opened together (a node restart, a
+    // benchmark) would otherwise all be re-checked in the same second and stall the workers.
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    auto period = core_->cfg.ws_session_check;
+    check_.expires_after(period * 3 / 4 + period * (rng() % 1000) / 2000);
     check_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closed_) return;
       auto core = self->core_;
