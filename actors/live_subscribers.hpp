@@ -13,6 +13,9 @@ class live_subscribers {
   virtual void deliver(const std::string& topic, const std::string& json) = 0;
   /// Ends `user`'s subscriptions to `topic` on this node (same rules as `deliver`).
   virtual void revoke(const std::string& topic, const std::string& user) = 0;
+  /// Every peer now knows this node wants `topic` (or did not answer in time): subscriptions
+  /// waiting for that may be confirmed to their clients.
+  virtual void interest_ready(const std::string& topic) = 0;
 };
 
 }  // namespace chorus

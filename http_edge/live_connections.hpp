@@ -1,9 +1,11 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/live_subscribers.hpp"
 
@@ -20,6 +22,9 @@ class live_client {
   [[nodiscard]] virtual const std::string& user() const = 0;
   /// The subscription to `topic` was ended by the server (see live_revoke); thread-safe.
   virtual void revoked(const std::string& topic) = 0;
+  /// The subscription to `topic` is in place cluster-wide: events published from now on reach
+  /// the client. Thread-safe; called once per subscribe.
+  virtual void subscribed(const std::string& topic) = 0;
 };
 
 /// The node's WebSocket subscriptions, topic -> connections: the node's live hub delivers here
@@ -27,7 +32,16 @@ class live_client {
 /// it only to collect the connections).
 class live_connections final : public live_subscribers {
  public:
+  /// Tells the node's hub that this node wants (`on`) or no longer wants a topic; called with
+  /// the table's lock held, so the hub sees the changes in the order they happened. Set once,
+  /// before any subscription; without it every subscription is confirmed at once.
+  using interest_fn = std::function<void(const std::string& topic, bool on)>;
+  void set_interest(interest_fn fn) { interest_ = std::move(fn); }
+
+  /// Adds `client` to `topic`; `client->subscribed(topic)` follows, at once when the node
+  /// wanted the topic already, else once every peer knows it does (interest_ready).
   void subscribe(const std::string& topic, const std::shared_ptr<live_client>& client);
+  void interest_ready(const std::string& topic) override;
   void unsubscribe(const std::string& topic, const live_client* client);
 
   /// Sends {"type":"event","topic":<topic>,"data":<json>} to every subscriber of `topic`.
@@ -49,6 +63,8 @@ class live_connections final : public live_subscribers {
                      std::unordered_map<const live_client*, std::weak_ptr<live_client>>>
       topics_;
   std::unordered_map<std::string, int> users_;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<live_client>>> pending_;
+  interest_fn interest_;
 };
 
 }  // namespace chorus::edge

@@ -2,6 +2,8 @@
 
 #include <variant>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "actors/audio/audio.hpp"
 #include "actors/social/social.hpp"
 #include "actors/users/passwords.hpp"
@@ -418,14 +420,15 @@ void add_room_routes(edge_api& api, room_routes_config config) {
             [&api](const http_request& req, http_response& res, const std::string& rid) {
               auto by = caller(api, req, res, rid);
               if (!by) return;
-              auto body = json_object(req, {"text", "client_id", "reply_to", "track"});
+              auto body = json_object(req, {"text", "client_id", "reply_to", "track", "mentions"});
               if (auto* r = std::get_if<refusal>(&body)) return send_refusal(res, *r, rid);
               const auto& o = std::get<Struct>(body);
               auto text = string_field(o, "text", 1, social::max_message_chars);
               auto client_id = string_field(o, "client_id", 1, 64);
               auto reply_to = int_field(o, "reply_to", 1, INT64_C(1) << 53);
               auto track = string_field(o, "track", 1, 128);
-              if (auto* r = first_refusal(text, client_id, reply_to, track))
+              auto mentions = string_list_field(o, "mentions", 20, 128);
+              if (auto* r = first_refusal(text, client_id, reply_to, track, mentions))
                 return send_refusal(res, *r, rid);
               if (!value_of(text))
                 return send_error(res, {422, "validation", 0}, "text is required", rid);
@@ -449,6 +452,8 @@ void add_room_routes(edge_api& api, room_routes_config config) {
               cmd.set_client_id(*value_of(client_id));
               cmd.set_reply_to(value_of(reply_to).value_or(0));
               cmd.set_track(value_of(track).value_or(""));
+              for (const auto& u : value_of(mentions).value_or(std::vector<std::string>{}))
+                cmd.add_mentions(u);
               auto id = req.matches[1].str();
               if (!valid_entity_id(id)) return send_error(res, no_room(), rid);
               auto env = envelope_for(social::room_kind, id, cmd, rid);
@@ -532,6 +537,92 @@ void add_room_routes(edge_api& api, room_routes_config config) {
           return send_error(res, {422, "validation", 0}, "seq is required", rid), false;
         cmd.set_seq(*value_of(seq));
         return true;
+      });
+}
+
+void add_notification_routes(edge_api& api) {
+  // GET /v1/me/notifications: newest first; ?unread=true only the unread ones.
+  api.route(http_method::get, "/v1/me/notifications", "/v1/me/notifications",
+            [&api](const http_request& req, http_response& res, const std::string& rid) {
+              auto by = caller(api, req, res, rid);
+              if (!by) return;
+              auto page = page_params(req);
+              if (auto* r = std::get_if<refusal>(&page)) return send_refusal(res, *r, rid);
+              auto unread = req.get_param_value("unread");
+              if (!unread.empty() && unread != "true" && unread != "false")
+                return send_error(res, {422, "validation", 0}, "unread must be true or false", rid);
+              messages::NotifyList cmd;
+              cmd.set_cursor(std::get<page_request>(page).cursor);
+              cmd.set_limit(std::get<page_request>(page).limit);
+              cmd.set_unread_only(unread == "true");
+              api.answer_from_entity<messages::NotificationPage>(
+                  envelope_for(social::notifications_kind, *by, cmd, rid), res, rid);
+              res.set_header("Cache-Control", "no-store");
+            });
+  // POST /v1/me/notifications/read {"ids": [...]} or {"all": true}.
+  api.route(http_method::post, "/v1/me/notifications/read", "/v1/me/notifications/read",
+            [&api](const http_request& req, http_response& res, const std::string& rid) {
+              auto by = caller(api, req, res, rid);
+              if (!by) return;
+              Struct o;
+              if (!body_of(req, res, rid, {"ids", "all"}, o)) return;
+              auto ids = string_list_field(o, "ids", 100, 200);
+              if (auto* r = first_refusal(ids)) return send_refusal(res, *r, rid);
+              auto all = o.fields().find("all");
+              if (all != o.fields().end() &&
+                  all->second.kind_case() != google::protobuf::Value::kBoolValue)
+                return send_error(res, {422, "validation", 0}, "all must be true or false", rid);
+              bool everything = all != o.fields().end() && all->second.bool_value();
+              if (!everything && !value_of(ids))
+                return send_error(res, {422, "validation", 0}, "send ids or all", rid);
+              messages::NotifyMarkRead cmd;
+              cmd.set_all(everything);
+              for (const auto& id : value_of(ids).value_or(std::vector<std::string>{}))
+                cmd.add_ids(id);
+              api.answer_from_entity<messages::NotificationPage>(
+                  envelope_for(social::notifications_kind, *by, cmd, rid), res, rid);
+            });
+  api.route(
+      http_method::get, "/v1/me/notifications/preferences", "/v1/me/notifications/preferences",
+      [&api](const http_request& req, http_response& res, const std::string& rid) {
+        auto by = caller(api, req, res, rid);
+        if (!by) return;
+        api.answer_from_entity<messages::NotifyPreferences>(
+            envelope_for(social::notifications_kind, *by, messages::NotifyPreferencesGet{}, rid),
+            res, rid);
+      });
+  // PUT /v1/me/notifications/preferences: the whole preferences; email goes to the account's
+  // address as it is now.
+  api.route(
+      http_method::put, "/v1/me/notifications/preferences", "/v1/me/notifications/preferences",
+      [&api](const http_request& req, http_response& res, const std::string& rid) {
+        auto by = caller(api, req, res, rid);
+        if (!by) return;
+        Struct o;
+        if (!body_of(req, res, rid,
+                     {"channels", "quiet_start_min", "quiet_end_min", "utc_offset_min", "phone",
+                      "push_token"},
+                     o))
+          return;
+        messages::NotifyPreferences prefs;
+        google::protobuf::util::JsonParseOptions strict;
+        strict.ignore_unknown_fields = false;
+        if (auto st = google::protobuf::util::JsonStringToMessage(req.body, &prefs, strict);
+            !st.ok())
+          return send_error(res, {422, "validation", 0},
+                            "preferences: " + std::string{st.message()}, rid);
+        for (const auto& [type, _] : prefs.channels())
+          if (!social::is_notification_type(type))
+            return send_error(res, {422, "validation", 0}, "unknown notification type " + type,
+                              rid);
+        auto me =
+            ask_reply<messages::Me>(api, users::user_kind, *by, messages::UserGetPrivate{}, rid);
+        if (!me) return send_error(res, me.error(), rid);
+        prefs.set_email(me->email());
+        messages::NotifyPreferencesSet cmd;
+        *cmd.mutable_preferences() = prefs;
+        api.answer_from_entity<messages::NotifyPreferences>(
+            envelope_for(social::notifications_kind, *by, cmd, rid), res, rid);
       });
 }
 

@@ -27,4 +27,9 @@ struct room_routes_config {
 /// subscribe to "rooms/<id>" over /v1/ws.
 void add_room_routes(edge_api& api, room_routes_config cfg);
 
+/// Registers the notification routes: GET /v1/me/notifications (?limit, cursor, unread=true),
+/// POST /v1/me/notifications/read {"ids"} or {"all": true}, GET and PUT
+/// /v1/me/notifications/preferences.
+void add_notification_routes(edge_api& api);
+
 }  // namespace chorus::edge

@@ -1,5 +1,6 @@
 #include <deque>
 #include <map>
+#include <random>
 #include <set>
 
 #include <google/protobuf/struct.pb.h>
@@ -68,8 +69,16 @@ class ws_session final : public live_client, public std::enable_shared_from_this
 
   [[nodiscard]] const std::string& user() const override { return user_; }
 
+  void subscribed(const std::string& topic) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), topic] {
+      self->enqueue(
+          std::make_shared<const std::string>(json_of({{"type", "subscribed"}, {"topic", topic}})));
+    });
+  }
+
   void revoked(const std::string& topic) override {
     net::post(ws_.get_executor(), [self = shared_from_this(), topic] {
+      self->last_typing_.erase(topic);
       if (self->topics_.erase(topic) == 0) return;
       self->enqueue(std::make_shared<const std::string>(
           json_of({{"type", "unsubscribed"}, {"topic", topic}, {"reason", "removed"}})));
@@ -148,16 +157,35 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   // expiry ends the connection (close code 1008). A check that fails for another reason
   // (storage down) keeps the connection and tries again next time.
   void schedule_check() {
-    check_.expires_after(core_->cfg.ws_session_check);
+    // Spread over 75..125% of the period: connections opened together (a node restart, a
+    // benchmark) would otherwise all be re-checked in the same second and stall the workers.
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    auto period = core_->cfg.ws_session_check;
+    check_.expires_after(period * 3 / 4 + period * (rng() % 1000) / 2000);
     check_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closed_) return;
       auto core = self->core_;
-      net::post(core->workers, [self, core] {
+      std::vector<std::string> held{self->topics_.begin(), self->topics_.end()};
+      net::post(core->workers, [self, core, held = std::move(held)] {
         auto who = core->ws_auth ? core->ws_auth(self->credentials_, new_request_id())
                                  : caf::expected<std::string>{self->user_};
         bool ended = !who && is(who.error(), domain_errc::unauthenticated);
-        net::post(self->ws_.get_executor(), [self, ended] {
+        // The topics an authorizer let in are asked again: a member removed while its
+        // subscription was being set up (or whose removal this node missed) stops hearing here.
+        std::vector<std::string> lost;
+        for (const auto& t : ended ? std::vector<std::string>{} : held)
+          for (const auto& [prefix, authorize] : core->topic_authorizers)
+            if (t.rfind(prefix, 0) == 0) {
+              auto err = authorize(self->user_, t);
+              if (is(err, domain_errc::forbidden) || is(err, domain_errc::not_found))
+                lost.push_back(t);
+            }
+        net::post(self->ws_.get_executor(), [self, ended, lost = std::move(lost)] {
           if (self->closed_) return;
+          for (const auto& t : lost) {
+            self->core_->live->unsubscribe(t, self.get());
+            self->revoked(t);
+          }
           if (!ended) {
             self->store_presence(false);
             return self->schedule_check();
@@ -202,6 +230,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
                          "type must be subscribe, unsubscribe, typing, presence or ping", "");
     if (topic.empty()) return reply_error("validation", "topic must be a non-empty string", "");
     if (type == "unsubscribe") {
+      last_typing_.erase(topic);
       if (topics_.erase(topic) > 0) core_->live->unsubscribe(topic, this);
       return enqueue(std::make_shared<const std::string>(
           json_of({{"type", "unsubscribed"}, {"topic", topic}})));
@@ -238,10 +267,10 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     reply_error("unknown_topic", "no such topic", topic);
   }
 
+  // The reply waits until the subscription is in place on every node (live_connections).
   void subscribe(const std::string& topic) {
-    if (topics_.insert(topic).second) core_->live->subscribe(topic, shared_from_this());
-    enqueue(
-        std::make_shared<const std::string>(json_of({{"type", "subscribed"}, {"topic", topic}})));
+    if (topics_.insert(topic).second) return core_->live->subscribe(topic, shared_from_this());
+    subscribed(topic);
   }
 
   // A typing indicator for a room the client holds, at most one per topic every 2 s; it lasts

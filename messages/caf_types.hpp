@@ -67,6 +67,8 @@ CAF_ADD_ATOM(chorus, chorus, status_atom, "status")
 CAF_ADD_ATOM(chorus, chorus, redeliver_atom, "redeliver")
 // Live events: a member's subscriptions to a topic end (added last: ids above stay put).
 CAF_ADD_TYPE_ID(chorus, (chorus::live_revoke))
+// Live events: which topics a node's edge wants.
+CAF_ADD_TYPE_ID(chorus, (chorus::live_interest))
 
 CAF_END_TYPE_ID_BLOCK(chorus)
 

@@ -14,6 +14,7 @@
 #include <caf/parser_state.hpp>
 #include <caf/settings.hpp>
 
+#include "actors/social/channels.hpp"
 #include "messages/errors.hpp"
 
 namespace chorus {
@@ -323,6 +324,47 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     if (out.social.message_window < std::chrono::seconds{1} ||
         out.social.message_window > std::chrono::hours{1})
       return sr.fail("message-window", "must be 1s..1h");
+  }
+  if (!error.empty()) return false;
+
+  if (auto* n = r.dict("notify", false)) {
+    section_reader nr{*n, "chorus.notify", error};
+    nr.string("smtp-url", out.notify.smtp_url, false);
+    nr.string("smtp-from", out.notify.smtp_from, false);
+    nr.string("sms-webhook", out.notify.sms_webhook, false);
+    nr.string("push-webhook", out.notify.push_webhook, false);
+    nr.string("webhook-secret", out.notify.webhook_secret, false);
+    nr.duration("digest-delay", out.notify.digest_delay);
+    nr.duration("retry-base", out.notify.retry_base);
+    nr.duration("retry-max", out.notify.retry_max);
+    nr.count("max-attempts", out.notify.max_attempts);
+    if (!nr.finish()) return false;
+    if (const char* key = std::getenv("CHORUS_WEBHOOK_SECRET"); key != nullptr && *key != 0)
+      out.notify.webhook_secret = key;
+    auto url_ok = [](const std::string& u, std::initializer_list<const char*> schemes) {
+      if (u.empty()) return true;
+      for (const char* s : schemes)
+        if (u.rfind(s, 0) == 0 && u.size() > std::string_view{s}.size()) return true;
+      return false;
+    };
+    if (!url_ok(out.notify.smtp_url, {"smtp://", "smtps://"}))
+      return nr.fail("smtp-url", "must be smtp://host[:port] or smtps://... (or empty: no email)");
+    for (auto [key, url] : {std::pair{"sms-webhook", &out.notify.sms_webhook},
+                            std::pair{"push-webhook", &out.notify.push_webhook}})
+      if (!url_ok(*url, {"http://", "https://"}))
+        return nr.fail(key, "must be an http:// or https:// URL (or empty: off)");
+    bool hooks = !out.notify.sms_webhook.empty() || !out.notify.push_webhook.empty();
+    if (hooks && out.notify.webhook_secret.size() < 16)
+      return nr.fail("webhook-secret", "must be at least 16 characters when a webhook is set");
+    if (!social::is_valid_address(out.notify.smtp_from))
+      return nr.fail("smtp-from", "must be a plain email address (name@example.org)");
+    if (out.notify.digest_delay > std::chrono::hours{24})
+      return nr.fail("digest-delay", "must be at most 24h");
+    if (out.notify.retry_base < std::chrono::milliseconds{10} ||
+        out.notify.retry_max < out.notify.retry_base)
+      return nr.fail("retry-base", "must be at least 10ms and at most retry-max");
+    if (out.notify.max_attempts == 0 || out.notify.max_attempts > 100)
+      return nr.fail("max-attempts", "must be 1..100");
   }
   if (!error.empty()) return false;
 

@@ -126,6 +126,24 @@ struct social_spec {
   std::chrono::milliseconds message_window{10000};
 };
 
+/// `chorus.notify`: how notifications leave Chorus.
+struct notify_spec {
+  /// The SMTP server of emails ("smtp://host:port" or "smtps://..."); empty: no email.
+  std::string smtp_url;
+  std::string smtp_from = "notifications@chorus.localhost";
+  /// The SMS and push providers' webhook URLs (empty: off) and the key their bodies are signed
+  /// with (HMAC-SHA256; CHORUS_WEBHOOK_SECRET wins over the file).
+  std::string sms_webhook;
+  std::string push_webhook;
+  std::string webhook_secret;
+  /// How long an email of a direct message waits for more (one digest email).
+  std::chrono::milliseconds digest_delay{std::chrono::minutes{1}};
+  /// Retries: retry-base doubling per attempt up to retry-max; max-attempts in all.
+  std::chrono::milliseconds retry_base{1000};
+  std::chrono::milliseconds retry_max{std::chrono::minutes{10}};
+  size_t max_attempts = 10;
+};
+
 /// `chorus.users`: accounts and sessions.
 struct users_spec {
   /// Usernames that get the admin role.
@@ -152,6 +170,7 @@ struct cluster_config {
   users_spec users;
   audio_spec audio;
   social_spec social;
+  notify_spec notify;
   edge_spec edge;
   bool debug_endpoints = false;  ///< `chorus.debug-endpoints`: serve /v1/debug/...
   std::vector<node_spec> nodes;

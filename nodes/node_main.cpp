@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 #include <caf/actor_system.hpp>
@@ -27,6 +28,7 @@
 #include "actors/audio/library_query.hpp"
 #include "actors/audio/play_events.hpp"
 #include "actors/debug/counter_entity.hpp"
+#include "actors/social/notifier.hpp"
 #include "actors/social/social.hpp"
 #include "actors/users/follows_query.hpp"
 #include "actors/users/users.hpp"
@@ -59,6 +61,7 @@
 #include "persistence/journal_actor.hpp"
 #include "persistence/journal_pg.hpp"
 #include "persistence/journal_probe.hpp"
+#include "persistence/notify_store.hpp"
 #include "persistence/outbox_relay.hpp"
 #include "persistence/presence.hpp"
 #include "persistence/projection.hpp"
@@ -291,6 +294,7 @@ int main(int argc, char** argv) {
   kinds.emplace(audio::library_kind, audio::library_factory());
   kinds.emplace(audio::playlist_kind, audio::playlist_factory());
   kinds.emplace(social::room_kind, social::room_factory());
+  kinds.emplace(social::notifications_kind, social::notifications_factory());
   kinds.emplace(users::session_kind, users::session_factory());
   kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
   kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
@@ -365,7 +369,17 @@ int main(int argc, char** argv) {
   // Live events: entities publish to this node's hub, which hands them to the WebSocket
   // connections here that subscribed and to every peer's hub (membership keeps it told).
   auto live = std::make_shared<edge::live_connections>();
-  auto hub = spawn_live_hub(system, live);
+  auto& from_peers = prometheus::BuildCounter()
+                         .Name("chorus_live_peer_events_total")
+                         .Help(
+                             "Live events this node's hub received from peers (only for topics "
+                             "its WebSocket clients hold)")
+                         .Register(*registry)
+                         .Add({});
+  auto hub = spawn_live_hub(system, self->name.str(), live, &from_peers);
+  live->set_interest([hub](const std::string& topic, bool on) {
+    caf::anon_send(hub, live_interest{"", {topic}, on, false});
+  });
   ctx.live = caf::actor_cast<live_hub>(hub);
   std::vector<std::unique_ptr<persistence::journal_probe>> journal_probes;
   std::vector<persistence::journal_actor> journals;
@@ -440,9 +454,9 @@ int main(int argc, char** argv) {
       relays.back()->start();
     }
     // Each projection runs where its domain's events are.
-    auto project = [&](const std::string& domain, persistence::projection p) {
+    auto project_on = [&](const std::string& dsn, persistence::projection p) {
       persistence::projector_config pc;
-      pc.dsn = cfg.storage.dsns.at(domain);
+      pc.dsn = dsn;
       pc.stream = persistence::feed_stream_name(database_of(pc.dsn));
       pc.consumer = self->name.str();
       pc.batch = cfg.storage.relay_batch;
@@ -451,6 +465,12 @@ int main(int argc, char** argv) {
           std::make_unique<persistence::projector>(pc, std::move(p), redis_for(1)));
       projectors.back()->start();
     };
+    auto project = [&](const std::string& domain, persistence::projection p) {
+      project_on(cfg.storage.dsns.at(domain), std::move(p));
+    };
+    // What should notify whom comes from every domain's events, in each database.
+    for (const auto& dsn : dsns) project_on(dsn, persistence::notify_triggers_projection());
+    project(social::social_domain, persistence::notify_delivery_projection());
     project(users::user_domain, persistence::follows_projection());
     project(audio::audio_domain, persistence::audio_library_projection(read_cache));
     project(social::social_domain, persistence::social_chat_projection());
@@ -526,6 +546,33 @@ int main(int argc, char** argv) {
   auto presence = std::make_shared<persistence::presence_store>(
       redis_for(2), "chorus:presence:" + cfg.cluster_name + ":");
   edge_cfg.presence = presence;
+  // Notifications: from the pending queues to the users' notification entities, and out
+  // over email and the providers' webhooks; on every entity node (rows are leased).
+  std::unique_ptr<social::notifier> notifier;
+  if (self->has_role("entity")) {
+    social::notifier_config nc;
+    std::set<std::string> dsns;
+    for (const auto& [domain, dsn] : cfg.storage.dsns) dsns.insert(dsn);
+    nc.dsns = {dsns.begin(), dsns.end()};
+    nc.social_dsn = cfg.storage.dsns.at(social::social_domain);
+    nc.user_dsn = cfg.storage.dsns.at(users::user_domain);
+    nc.router = caf::actor_cast<envelope_handler>(router);
+    nc.presence = presence;
+    nc.smtp.url = cfg.notify.smtp_url;
+    nc.smtp.from = cfg.notify.smtp_from;
+    nc.sms.url = cfg.notify.sms_webhook;
+    nc.sms.secret = cfg.notify.webhook_secret;
+    nc.push.url = cfg.notify.push_webhook;
+    nc.push.secret = cfg.notify.webhook_secret;
+    nc.digest_delay = cfg.notify.digest_delay;
+    nc.retry_base = cfg.notify.retry_base;
+    nc.retry_max = cfg.notify.retry_max;
+    nc.max_attempts = static_cast<int>(cfg.notify.max_attempts);
+    nc.poll = cfg.storage.relay_poll;
+    nc.log = &log;
+    notifier = std::make_unique<social::notifier>(system, std::move(nc));
+    notifier->start();
+  }
   edge::edge_server edge{edge_cfg, std::move(hooks), system, gateway, *registry, log, live};
   {
     edge::user_routes_config uc;
@@ -565,6 +612,7 @@ int main(int argc, char** argv) {
     rc.query = social::spawn_social_query(system, cfg.storage.dsns.at(social::social_domain));
     rc.presence = presence;
     edge.add_routes([&](edge::edge_api& api) { edge::add_room_routes(api, std::move(rc)); });
+    edge.add_routes([](edge::edge_api& api) { edge::add_notification_routes(api); });
   }
   if (auto err = edge.bind()) fail_fast(log, 3, error_detail(err));
   edge.start();
@@ -601,6 +649,7 @@ int main(int argc, char** argv) {
     break;
   }
   edge.stop();
+  if (notifier) notifier->stop();
   exposer.reset();
   for (const auto& actor :
        {caf::actor_cast<caf::actor>(membership), caf::actor_cast<caf::actor>(router),

@@ -245,6 +245,8 @@ struct room_state {
   int64_t message_window_ms = 10000;
   /// Recent post times per member (not durable: a restarted room forgets them).
   std::map<std::string, std::deque<int64_t>> recent_posts;
+  /// The newest seq this activation published live.
+  int64_t last_published = 0;
   static inline const char* name = "chorus.social.room";
 };
 
@@ -438,6 +440,8 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
           [cmd](room_model& m) -> decided {
             if (auto err = may_see(m, cmd.by())) return err;
             if (m.member(cmd.by()) == nullptr) return no_events();
+            if (m.kind == "direct")
+              return make_error(domain_errc::conflict, "a direct room keeps its two members");
             if (m.owner == cmd.by())
               return make_error(domain_errc::conflict, "the owner cannot leave the room");
             messages::MemberLeft ev;
@@ -473,6 +477,8 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
           cmd.by(),
           [cmd](room_model& m) -> decided {
             if (auto err = must_moderate(m, cmd.by())) return err;
+            if (m.kind == "direct")
+              return make_error(domain_errc::conflict, "a direct room keeps its two members");
             if (cmd.user() == cmd.by()) return make_error(domain_errc::validation, "not yourself");
             if (cmd.user() == m.owner)
               return make_error(domain_errc::forbidden, "the owner cannot be banned");
@@ -571,16 +577,20 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
                   domain_errc::too_many_attempts,
                   "slow mode: one message every " + std::to_string(m.slow_mode_s) + " s");
             auto& st = self->state;
-            auto& recent = st.recent_posts[cmd.by()];
-            while (!recent.empty() && now - recent.front() >= st.message_window_ms)
-              recent.pop_front();
-            if (recent.size() >= static_cast<size_t>(st.message_limit))
-              return make_error(domain_errc::too_many_attempts,
-                                "at most " + std::to_string(st.message_limit) + " messages in " +
-                                    std::to_string(st.message_window_ms / 1000) + " s in one room");
+            if (auto it = st.recent_posts.find(cmd.by()); it != st.recent_posts.end()) {
+              auto& recent = it->second;
+              while (!recent.empty() && now - recent.front() >= st.message_window_ms)
+                recent.pop_front();
+              if (recent.empty())
+                st.recent_posts.erase(it);
+              else if (recent.size() >= static_cast<size_t>(st.message_limit))
+                return make_error(domain_errc::too_many_attempts,
+                                  "at most " + std::to_string(st.message_limit) + " messages in " +
+                                      std::to_string(st.message_window_ms / 1000) +
+                                      " s in one room");
+            }
             if (cmd.reply_to() < 0 || cmd.reply_to() > m.last_seq)
               return make_error(domain_errc::validation, "reply_to is not a message of this room");
-            recent.push_back(now);
             messages::ChatPosted ev;
             ev.set_seq(m.last_seq + 1);
             ev.set_author(cmd.by());
@@ -589,9 +599,22 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
             ev.set_reply_to(cmd.reply_to());
             ev.set_track(cmd.track());
             ev.set_at_ms(now);
+            // Who hears of it: mentioned members, the author replied to, the other one of a
+            // direct room (never the author itself).
+            std::set<std::string> mentioned;
+            for (const auto& u : cmd.mentions())
+              if (u != cmd.by() && m.member(u) != nullptr && mentioned.insert(u).second)
+                ev.add_mentioned(u);
+            if (cmd.reply_to() > 0)
+              if (auto* replied = m.held(cmd.reply_to()); replied && replied->author() != cmd.by())
+                ev.set_reply_to_author(replied->author());
+            if (m.kind == "direct")
+              for (const auto& [u, _] : m.members)
+                if (u != cmd.by()) ev.set_direct_to(u);
             return one(ev);
           },
-          [cmd, duplicate, publish](const room_model& m) -> caf::expected<std::string> {
+          [self, cmd, duplicate, publish](const room_model& m) -> caf::expected<std::string> {
+            auto& st = self->state;
             messages::MessagePostAnswer out;
             auto seq = *duplicate > 0 ? *duplicate : m.last_seq;
             auto* held = const_cast<room_model&>(m).held(seq);
@@ -605,8 +628,14 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
               out.mutable_message()->set_client_id(cmd.client_id());
             }
             out.set_duplicate(*duplicate > 0);
-            if (*duplicate == 0)
+            // Counted against the member's limit once committed (a post that failed or lost a
+            // race is not). A duplicate newer than what this activation published was committed
+            // by one that died before publishing it: published now (clients dedupe by seq).
+            if (*duplicate == 0) st.recent_posts[cmd.by()].push_back(unix_ms_now());
+            if (seq > st.last_published && seq == m.last_seq) {
+              st.last_published = seq;
               publish(R"({"kind":"message","message":)" + proto_json(out.message()) + "}");
+            }
             return out.SerializeAsString();
           });
     }

@@ -12,6 +12,7 @@ namespace chorus::social {
 
 /// Entity kinds of the social domain, event-sourced in the "social" storage domain.
 inline constexpr const char* room_kind = "room";  ///< id: 32 hex, or "dm-" + 32 hex (direct)
+inline constexpr const char* notifications_kind = "notifications";  ///< id: the user's id
 inline constexpr const char* social_domain = "social";
 
 /// Limits of rooms and messages.
@@ -39,6 +40,15 @@ inline std::string room_topic(const std::string& id) {
 /// MessageReport; MessageReportsGet -> MessageReportPage; RoomHistoryGet -> RoomHistory;
 /// RoomMembersGet -> RoomMemberPage. Every change is published live on room_topic(id).
 entity_factory room_factory();
+
+/// A user's notifications (messages/social.proto): NotifyPush -> Notification (an id seen
+/// before changes nothing), NotifyList, NotifyMarkRead -> NotificationPage,
+/// NotifyPreferencesGet/Set -> NotifyPreferences. New ones are published live on the user's
+/// notifications topic.
+entity_factory notifications_factory();
+
+/// "new_follower", "new_track", "mention", "reply", "direct_message".
+bool is_notification_type(const std::string& type);
 
 /// A node-local query service over the `social_chat` read model (like the audio library's):
 /// envelopes carrying SocialQuery -> ChatMessagePage or RoomPage. Runs on a thread of its own.

@@ -27,6 +27,15 @@ double metric(uint16_t metrics_port, const std::string& series) {
   return test::metric_value(test::http_get(metrics_port, "/metrics").body, series);
 }
 
+/// The next "followed" event (the notifications that follows also make are skipped).
+std::optional<std::string> next_followed(ws_client& ws) {
+  for (int i = 0; i < 10; ++i) {
+    auto m = ws.next();
+    if (!m || test::field(m, "data.type") == "followed") return m;
+  }
+  return std::nullopt;
+}
+
 std::string subscribe(const std::string& topic) {
   return R"({"type":"subscribe","topic":")" + topic + R"("})";
 }
@@ -85,7 +94,7 @@ TEST_CASE(
   // the hubs fan out, and the star's connection on node 2 hears it.
   auto followed = follow(p0, star.id(), fan_token);
   REQUIRE_MESSAGE(followed.status == 204, followed.body);
-  auto ev = star_ws.next();
+  auto ev = next_followed(star_ws);
   CHECK(field(ev, "type") == "event");
   CHECK(field(ev, "topic") == mine);
   CHECK(field(ev, "data.type") == "followed");
@@ -96,7 +105,7 @@ TEST_CASE(
   REQUIRE(follow(p0, star.id(), fan_token).status == 204);
   auto [third, third_token] = test::member(p0, test::unique_name("third"));
   REQUIRE(follow(p1, star.id(), third_token).status == 204);
-  CHECK(field(star_ws.next(), "data.by") == third.id());
+  CHECK(field(next_followed(star_ws), "data.by") == third.id());
 
   // A browser cannot set headers on a WebSocket: the token may come as ?access_token=.
   ws_client browser{p0, "/v1/ws?access_token=" + fan_token, ""};

@@ -3,9 +3,11 @@
 #include <atomic>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "messages/social.pb.h"
@@ -448,4 +450,115 @@ TEST_CASE(
   REQUIRE_MESSAGE(after.status == 201, after.body);
   CHECK(parse_json<messages::ChatMessage>(after)->seq() == static_cast<int64_t>(acked.size() + 1));
   CHECK(all_history(c.at(0).http_port, room, owner).size() == acked.size() + 1);
+}
+
+TEST_CASE(
+    "rooms: a message crosses the network once per node whose clients hold the room, however "
+    "many they are, and not at all to a node where nobody holds it") {
+  test::test_cluster c{3};
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto alice = make_user(c.at(0).http_port, "alice");
+  auto bob = make_user(c.at(1).http_port, "bob");
+  // A room owned by n1, so that its events start there.
+  std::string room;
+  std::vector<std::string> nodes{"n1", "n2", "n3"};
+  for (int i = 0; i < 40 && room.empty(); ++i) {
+    auto id = create_room(c.at(0).http_port, alice, "group", {bob.id});
+    if (nodes[*rendezvous_owner("room/" + id, nodes)] == "n1") room = id;
+  }
+  REQUIRE(!room.empty());
+  // Two of bob's clients on n2.
+  std::vector<std::unique_ptr<ws_client>> clients;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(std::make_unique<ws_client>(c.at(1).http_port, "/v1/ws", bob.token));
+    clients.back()->send(subscribe("rooms/" + room));
+    REQUIRE(field(clients.back()->next(), "type") == "subscribed");
+  }
+  auto peer_events = [&](size_t i) {
+    return test::metric_value(test::http_get(c.at(i).metrics_port, "/metrics").body,
+                              "chorus_live_peer_events_total");
+  };
+  auto n2_before = peer_events(1);
+  auto n3_before = peer_events(2);
+  for (int k = 1; k <= 5; ++k)
+    REQUIRE(post(c.at(0).http_port, room, alice, "m" + std::to_string(k), "f" + std::to_string(k))
+                .status == 201);
+  for (auto& ws : clients)
+    for (int k = 1; k <= 5; ++k)
+      CHECK(field(next_event(*ws, "message"), "data.message.seq") == std::to_string(k));
+  CHECK(peer_events(1) - n2_before == 5);
+  CHECK(peer_events(2) - n3_before == 0);
+}
+
+TEST_CASE(
+    "rooms: every room and notification endpoint that takes a body refuses malformed JSON, "
+    "unknown keys, wrong types, oversized fields and anonymous callers, and changes nothing") {
+  test::test_cluster c{1};
+  c.start_all();
+  REQUIRE(c.converged(60s));
+  auto p = c.at(0).http_port;
+  auto owner = make_user(p, "owner");
+  auto other = make_user(p, "other");
+  auto room = create_room(p, owner, "public", {other.id}, "lobby");
+  auto base = "/v1/rooms/" + room;
+  REQUIRE(post(p, room, owner, "first", "c1").status == 201);
+  struct endpoint {
+    std::string method;
+    std::string path;
+    std::string wrong_type;  ///< a body whose field has the wrong type
+    std::string oversized;   ///< a body whose field is too long or out of range
+  };
+  const std::string big(5000, 'x');
+  std::vector<endpoint> endpoints{
+      {"POST", "/v1/rooms", R"({"kind":"group","name":7})",
+       R"({"kind":"group","name":")" + big + "\"}"},
+      {"PATCH", base, R"({"slow_mode_s":"slow"})", R"({"slow_mode_s":99999})"},
+      {"POST", base + "/members", R"({"user":5})", R"({"user":")" + big + "\"}"},
+      {"PUT", base + "/members/" + other.id, R"({"role":true})", R"({"role":")" + big + "\"}"},
+      {"POST", base + "/bans", R"({"user":[]})", R"({"user":")" + big + "\"}"},
+      {"POST", base + "/mutes", R"({"user":")" + other.id + R"(","seconds":"long"})",
+       R"({"user":")" + other.id + R"(","seconds":99999999999})"},
+      {"POST", base + "/messages", R"({"text":"x","client_id":"c","mentions":"all"})",
+       R"({"text":"x","client_id":")" + big + "\"}"},
+      {"PATCH", base + "/messages/1", R"({"text":{}})", R"({"text":")" + big + "\"}"},
+      {"POST", base + "/messages/1/reports", R"({"reason":1})", R"({"reason":")" + big + "\"}"},
+      {"POST", base + "/read", R"({"seq":"1"})", R"({"seq":-1})"},
+      {"POST", "/v1/me/notifications/read", R"({"ids":"all"})",
+       R"({"ids":[")" + std::string(201, 'a') + "\"]}"},
+      {"PUT", "/v1/me/notifications/preferences", R"({"phone":12})",
+       R"({"push_token":")" + big + "\"}"},
+  };
+  for (const auto& e : endpoints) {
+    CAPTURE(e.method);
+    CAPTURE(e.path);
+    CHECK(error_is(call(p, e.method, e.path, owner, "{not json"), 400, "malformed_json"));
+    CHECK(error_is(call(p, e.method, e.path, owner, "[1,2]"), 400, "malformed_json"));
+    CHECK(error_is(call(p, e.method, e.path, owner, R"({"surprise":1})"), 422, "validation"));
+    CHECK(error_is(call(p, e.method, e.path, owner, e.wrong_type), 422, "validation"));
+    CHECK(error_is(call(p, e.method, e.path, owner, e.oversized), 422, "validation"));
+    CHECK(error_is(test::http_call(p, e.method, e.path, "{}"), 401, "unauthenticated"));
+    CHECK(error_is(
+        test::http_call(p, e.method, e.path, "{}", test::bearer(owner.token), "text/plain"), 415,
+        "unsupported_media_type"));
+  }
+  // Members who may not: a plain member of the room on the moderators' endpoints.
+  for (const auto& [method, path, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"PATCH", base, R"({"slow_mode_s":5})"},
+           {"POST", base + "/bans", R"({"user":")" + owner.id + "\"}"},
+           {"POST", base + "/mutes", R"({"user":")" + owner.id + R"(","seconds":5})"},
+           {"PUT", base + "/members/" + owner.id, R"({"role":"member"})"},
+           {"GET", base + "/reports", ""},
+       }) {
+    CAPTURE(path);
+    CHECK(error_is(call(p, method, path, other, body), 403, "forbidden"));
+  }
+  // Nothing changed.
+  auto info = parse_json<messages::RoomInfo>(call(p, "GET", base, owner));
+  REQUIRE(info);
+  CHECK(info->last_seq() == 1);
+  CHECK(info->slow_mode_s() == 0);
+  CHECK(info->member_count() == 2);
+  CHECK(info->name() == "lobby");
 }

@@ -66,6 +66,7 @@ TEST_CASE(
   edge.add_routes([](edge::edge_api& api) { edge::add_user_routes(api, {}); });
   edge.add_routes([](edge::edge_api& api) { edge::add_track_routes(api, {}); });
   edge.add_routes([](edge::edge_api& api) { edge::add_room_routes(api, {}); });
+  edge.add_routes([](edge::edge_api& api) { edge::add_notification_routes(api); });
   route_set served;
   for (const auto& r : edge.routes()) served.emplace(r.method, r.name);
   auto documented = documented_routes();

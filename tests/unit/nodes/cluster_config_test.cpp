@@ -384,3 +384,37 @@ TEST_CASE("chorus.audio: upload size, longest audio, transcode workers and timeo
       error_of(good_with("[chorus.membership]", "[chorus.audio]\ntranscode=1\n[chorus.membership]"))
           .find("chorus.audio.transcode: unknown key") != std::string::npos);
 }
+
+TEST_CASE(
+    "chorus.social and chorus.notify: defaults, values read, and each refusal names its key") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->social.message_limit == 10);
+  CHECK(cfg->social.message_window == std::chrono::seconds{10});
+  CHECK(cfg->notify.smtp_url.empty());
+  CHECK(cfg->notify.digest_delay == std::chrono::minutes{1});
+  cfg = parse(good_with("[chorus.membership]",
+                        "[chorus.social]\nmessage-limit=100\nmessage-window=1min\n"
+                        "[chorus.notify]\nsmtp-url=\"smtp://127.0.0.1:2525\"\n"
+                        "push-webhook=\"http://127.0.0.1:9/push\"\n"
+                        "webhook-secret=\"0123456789abcdef\"\ndigest-delay=5s\n"
+                        "[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(cfg->social.message_limit == 100);
+  CHECK(cfg->social.message_window == std::chrono::minutes{1});
+  CHECK(cfg->notify.smtp_url == "smtp://127.0.0.1:2525");
+  CHECK(cfg->notify.push_webhook == "http://127.0.0.1:9/push");
+  CHECK(cfg->notify.digest_delay == std::chrono::seconds{5});
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.social]\nmessage-limit=0\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.social.message-limit: 0 must be at least 1");
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.notify]\nsmtp-url=\"mail.example.org\"\n[chorus.membership]"))
+            .find("chorus.notify.smtp-url: must be smtp://") != std::string::npos);
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.notify]\nsms-webhook=\"http://x/sms\"\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.notify.webhook-secret: must be at least 16 characters "
+        "when a webhook is set");
+  CHECK(error_of(good_with("[chorus.membership]", "[chorus.notify]\nsmtp=1\n[chorus.membership]"))
+            .find("chorus.notify.smtp: unknown key") != std::string::npos);
+}
