@@ -48,15 +48,6 @@ messages::TrackPage track_page(const pqxx::result& rows, int limit) {
   return page;
 }
 
-caf::error done(const caf::expected<sql_rows>& r) {
-  return r ? caf::error{} : r.error();
-}
-
-template <class Event>
-bool parse(const stored_event& e, Event& ev) {
-  return e.type == Event::descriptor()->full_name() && ev.ParseFromString(e.payload);
-}
-
 /// One UPDATE of row `id` of `table` that sets the columns whose value is present (an edit
 /// event's optional fields); nothing when none is.
 caf::error update_present(
@@ -71,35 +62,36 @@ caf::error update_present(
         (sets.empty() ? "" : ", ") + std::string{column} + " = $" + std::to_string(params.size());
   }
   if (sets.empty()) return {};
-  return done(tx.exec(std::string{"UPDATE "} + table + " SET " + sets + " WHERE id = $1", params));
+  return sql_done(
+      tx.exec(std::string{"UPDATE "} + table + " SET " + sets + " WHERE id = $1", params));
 }
 
 caf::error apply_track(const std::string& id, const stored_event& e, sql_tx& tx) {
-  if (messages::TrackUploaded ev; parse(e, ev))
-    return done(tx.exec(
+  if (messages::TrackUploaded ev; event_as(e, ev))
+    return sql_done(tx.exec(
         "INSERT INTO library_tracks (id, owner, title, artist, visibility, status, created_ms) "
         "VALUES ($1, $2, $3, $4, $5, 'uploaded', $6::bigint) ON CONFLICT (id) DO NOTHING",
         {id, ev.owner(), ev.title(), ev.artist(), ev.visibility(), std::to_string(ev.at_ms())}));
-  if (messages::TrackProcessing ev; parse(e, ev))
-    return done(tx.exec("UPDATE library_tracks SET status = 'processing' WHERE id = $1", {id}));
-  if (messages::TrackReady ev; parse(e, ev)) {
+  if (messages::TrackProcessing ev; event_as(e, ev))
+    return sql_done(tx.exec("UPDATE library_tracks SET status = 'processing' WHERE id = $1", {id}));
+  if (messages::TrackReady ev; event_as(e, ev)) {
     auto artist = ev.tags().count("artist") > 0 ? ev.tags().at("artist") : std::string{};
     // Events of older versions carry no time: the projection's own clock stands in.
     auto at = ev.at_ms() > 0 ? ev.at_ms() : unix_ms_now();
-    return done(
+    return sql_done(
         tx.exec("UPDATE library_tracks SET status = 'ready', ready_ms = $2::bigint, "
                 "artist = CASE WHEN artist = '' THEN $3 ELSE artist END WHERE id = $1",
                 {id, std::to_string(at), artist}));
   }
-  if (messages::TrackFailed ev; parse(e, ev))
-    return done(tx.exec("UPDATE library_tracks SET status = 'failed' WHERE id = $1", {id}));
-  if (messages::TrackEdited ev; parse(e, ev))
+  if (messages::TrackFailed ev; event_as(e, ev))
+    return sql_done(tx.exec("UPDATE library_tracks SET status = 'failed' WHERE id = $1", {id}));
+  if (messages::TrackEdited ev; event_as(e, ev))
     return update_present(tx, "library_tracks", id,
                           {{"title", ev.has_title() ? &ev.title() : nullptr},
                            {"artist", ev.has_artist() ? &ev.artist() : nullptr},
                            {"visibility", ev.has_visibility() ? &ev.visibility() : nullptr}});
-  if (messages::TrackCommented ev; parse(e, ev))
-    return done(
+  if (messages::TrackCommented ev; event_as(e, ev))
+    return sql_done(
         tx.exec("INSERT INTO library_comments (track, id, author, body, at_s, created_ms) "
                 "VALUES ($1, $2::bigint, $3, $4, $5::double precision, $6::bigint) "
                 "ON CONFLICT (track, id) DO NOTHING",
@@ -121,39 +113,39 @@ caf::error set_mark(sql_tx& tx, const char* table, const char* counter, const st
          (on ? "1" : "-1") +
          " FROM changed HAVING count(*) > 0 ON CONFLICT (track) DO UPDATE SET " + counter +
          " = library_stats." + counter + " + EXCLUDED." + counter;
-  return done(tx.exec(sql, {user, track, std::to_string(at_ms)}));
+  return sql_done(tx.exec(sql, {user, track, std::to_string(at_ms)}));
 }
 
 caf::error apply_library(const std::string& user, const stored_event& e, sql_tx& tx) {
-  if (messages::LibraryLiked ev; parse(e, ev))
+  if (messages::LibraryLiked ev; event_as(e, ev))
     return set_mark(tx, "library_likes", "likes", user, ev.track(), ev.at_ms(), true);
-  if (messages::LibraryUnliked ev; parse(e, ev))
+  if (messages::LibraryUnliked ev; event_as(e, ev))
     return set_mark(tx, "library_likes", "likes", user, ev.track(), 0, false);
-  if (messages::LibraryReposted ev; parse(e, ev))
+  if (messages::LibraryReposted ev; event_as(e, ev))
     return set_mark(tx, "library_reposts", "reposts", user, ev.track(), ev.at_ms(), true);
-  if (messages::LibraryUnreposted ev; parse(e, ev))
+  if (messages::LibraryUnreposted ev; event_as(e, ev))
     return set_mark(tx, "library_reposts", "reposts", user, ev.track(), 0, false);
   return {};
 }
 
 caf::error apply_playlist(const std::string& id, const stored_event& e, sql_tx& tx) {
-  if (messages::PlaylistCreated ev; parse(e, ev))
-    return done(tx.exec(
+  if (messages::PlaylistCreated ev; event_as(e, ev))
+    return sql_done(tx.exec(
         "INSERT INTO library_playlists (id, owner, title, visibility, item_count, created_ms) "
         "VALUES ($1, $2, $3, $4, 0, $5::bigint) ON CONFLICT (id) DO NOTHING",
         {id, ev.owner(), ev.title(), ev.visibility(), std::to_string(ev.at_ms())}));
-  if (messages::PlaylistEdited ev; parse(e, ev))
+  if (messages::PlaylistEdited ev; event_as(e, ev))
     return update_present(tx, "library_playlists", id,
                           {{"title", ev.has_title() ? &ev.title() : nullptr},
                            {"visibility", ev.has_visibility() ? &ev.visibility() : nullptr}});
-  if (messages::PlaylistItemAdded ev; parse(e, ev))
-    return done(
+  if (messages::PlaylistItemAdded ev; event_as(e, ev))
+    return sql_done(
         tx.exec("UPDATE library_playlists SET item_count = item_count + 1 WHERE id = $1", {id}));
-  if (messages::PlaylistItemRemoved ev; parse(e, ev))
-    return done(
+  if (messages::PlaylistItemRemoved ev; event_as(e, ev))
+    return sql_done(
         tx.exec("UPDATE library_playlists SET item_count = item_count - 1 WHERE id = $1", {id}));
-  if (messages::PlaylistDeleted ev; parse(e, ev))
-    return done(tx.exec("DELETE FROM library_playlists WHERE id = $1", {id}));
+  if (messages::PlaylistDeleted ev; event_as(e, ev))
+    return sql_done(tx.exec("DELETE FROM library_playlists WHERE id = $1", {id}));
   return {};
 }
 
@@ -169,10 +161,10 @@ projection audio_library_projection(std::shared_ptr<redis_cache> cache) {
     p.committed = [cache](const stored_event& e) {
       if (e.stream.rfind(library_prefix, 0) != 0) return;
       std::string track;
-      if (messages::LibraryLiked ev; parse(e, ev)) track = ev.track();
-      if (messages::LibraryUnliked ev; parse(e, ev)) track = ev.track();
-      if (messages::LibraryReposted ev; parse(e, ev)) track = ev.track();
-      if (messages::LibraryUnreposted ev; parse(e, ev)) track = ev.track();
+      if (messages::LibraryLiked ev; event_as(e, ev)) track = ev.track();
+      if (messages::LibraryUnliked ev; event_as(e, ev)) track = ev.track();
+      if (messages::LibraryReposted ev; event_as(e, ev)) track = ev.track();
+      if (messages::LibraryUnreposted ev; event_as(e, ev)) track = ev.track();
       // A failed invalidation is remembered by the cache and replayed; nothing to do here.
       if (!track.empty()) (void)cache->invalidate(track_stats_key(track));
     };
@@ -206,7 +198,7 @@ projection audio_library_projection(std::shared_ptr<redis_cache> cache) {
   p.reset = [](sql_tx& tx) -> caf::error {
     for (const char* table : {"library_tracks", "library_likes", "library_reposts", "library_stats",
                               "library_comments", "library_playlists"})
-      if (auto err = done(tx.exec(std::string{"DELETE FROM "} + table))) return err;
+      if (auto err = sql_done(tx.exec(std::string{"DELETE FROM "} + table))) return err;
     return {};
   };
   p.apply = [](const stored_event& e, sql_tx& tx) -> caf::error {

@@ -16,15 +16,6 @@ namespace chorus::persistence {
 
 namespace {
 
-caf::error done(const caf::expected<sql_rows>& r) {
-  return r ? caf::error{} : r.error();
-}
-
-template <class Event>
-bool parse(const stored_event& e, Event& ev) {
-  return e.type == Event::descriptor()->full_name() && ev.ParseFromString(e.payload);
-}
-
 std::string num(int64_t x) {
   return std::to_string(x);
 }
@@ -40,7 +31,7 @@ std::string first_chars(const std::string& s, size_t n) {
 }
 
 caf::error add_pending(sql_tx& tx, const pending_notification& p, int64_t at_ms) {
-  return done(tx.exec(
+  return sql_done(tx.exec(
       "INSERT INTO notify_pending (id, user_id, type, actor, room, seq, track, body, created_ms, "
       "attempts, next_ms) VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9::bigint, 0, "
       "$9::bigint) ON CONFLICT (id) DO NOTHING",
@@ -51,7 +42,7 @@ caf::error apply_trigger(const stored_event& e, sql_tx& tx) {
   auto cause = e.stream + "@" + num(e.version);
   if (e.stream.rfind("user/", 0) == 0) {
     messages::UserFollowed ev;
-    if (!parse(e, ev)) return {};
+    if (!event_as(e, ev)) return {};
     pending_notification p;
     p.id = notification_id("new_follower", cause);
     p.user = ev.target();
@@ -61,7 +52,7 @@ caf::error apply_trigger(const stored_event& e, sql_tx& tx) {
   }
   if (e.stream.rfind("track/", 0) == 0) {
     messages::TrackReady ev;
-    if (!parse(e, ev)) return {};
+    if (!event_as(e, ev)) return {};
     // Every follower of its owner: the notifier looks them up (and whether it is public).
     pending_notification p;
     p.id = notification_id("new_track", e.stream);
@@ -71,7 +62,7 @@ caf::error apply_trigger(const stored_event& e, sql_tx& tx) {
   }
   if (e.stream.rfind("room/", 0) == 0) {
     messages::ChatPosted ev;
-    if (!parse(e, ev)) return {};
+    if (!event_as(e, ev)) return {};
     auto room = e.stream.substr(5);
     auto one = [&](const std::string& user, const char* type) {
       pending_notification p;
@@ -99,13 +90,13 @@ caf::error apply_trigger(const stored_event& e, sql_tx& tx) {
 caf::error apply_delivery(const stored_event& e, sql_tx& tx) {
   if (e.stream.rfind("notifications/", 0) != 0) return {};
   messages::NotificationAdded ev;
-  if (!parse(e, ev)) return {};
+  if (!event_as(e, ev)) return {};
   const auto& n = ev.notification();
   for (const auto& channel : ev.channels()) {
     const auto& address = channel == "email" ? ev.email()
                           : channel == "sms" ? ev.phone()
                                              : ev.push_token();
-    if (auto err = done(tx.exec(
+    if (auto err = sql_done(tx.exec(
             "INSERT INTO notify_deliveries (notification_id, channel, user_id, type, body, "
             "address, quiet_start_min, quiet_end_min, utc_offset_min, created_ms, attempts, "
             "next_ms, status) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::int, $9::int, "
@@ -164,7 +155,7 @@ projection notify_triggers_projection() {
       "next_ms bigint NOT NULL)",
       "CREATE INDEX IF NOT EXISTS notify_pending_due ON notify_pending (next_ms)",
       "ALTER TABLE notify_pending ADD COLUMN IF NOT EXISTS claim text NOT NULL DEFAULT ''"};
-  p.reset = [](sql_tx& tx) { return done(tx.exec("DELETE FROM notify_pending")); };
+  p.reset = [](sql_tx& tx) { return sql_done(tx.exec("DELETE FROM notify_pending")); };
   p.apply = apply_trigger;
   return p;
 }
@@ -184,7 +175,7 @@ projection notify_delivery_projection() {
       "ALTER TABLE notify_deliveries ADD COLUMN IF NOT EXISTS claim text NOT NULL DEFAULT ''"};
   // A rebuild must not send anything twice: delivered rows stay.
   p.reset = [](sql_tx& tx) {
-    return done(tx.exec("DELETE FROM notify_deliveries WHERE status = 'pending'"));
+    return sql_done(tx.exec("DELETE FROM notify_deliveries WHERE status = 'pending'"));
   };
   p.apply = apply_delivery;
   return p;

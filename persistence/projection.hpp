@@ -35,6 +35,17 @@ class sql_tx {
                                        const std::vector<std::string>& params = {}) = 0;
 };
 
+/// A projection's statement outcome as its handler returns it: no error once it ran.
+inline caf::error sql_done(const caf::expected<sql_rows>& r) {
+  return r ? caf::error{} : r.error();
+}
+
+/// Parses `e` into `ev` when it is an `Event` (a protobuf message type).
+template <class Event>
+bool event_as(const stored_event& e, Event& ev) {
+  return e.type == Event::descriptor()->full_name() && ev.ParseFromString(e.payload);
+}
+
 /// What a projection is: a name (its checkpoint row and Redis consumer group), its read model's
 /// schema, how to empty it (for a rebuild) and how to apply one event.
 struct projection {

@@ -12,64 +12,57 @@ namespace {
 
 constexpr std::string_view room_prefix = "room/";
 
-caf::error done(const caf::expected<sql_rows>& r) {
-  return r ? caf::error{} : r.error();
-}
-
-template <class Event>
-bool parse(const stored_event& e, Event& ev) {
-  return e.type == Event::descriptor()->full_name() && ev.ParseFromString(e.payload);
-}
-
 std::string num(int64_t x) {
   return std::to_string(x);
 }
 
 caf::error add_member(sql_tx& tx, const std::string& room, const std::string& user,
                       const std::string& role, int64_t read_seq, int64_t at_ms) {
-  return done(tx.exec(
+  return sql_done(tx.exec(
       "INSERT INTO chat_members (room, user_id, role, read_seq, joined_ms) VALUES ($1, $2, $3, "
       "$4::bigint, $5::bigint) ON CONFLICT (room, user_id) DO UPDATE SET role = EXCLUDED.role",
       {room, user, role, num(read_seq), num(at_ms)}));
 }
 
 caf::error apply_room(const std::string& room, const stored_event& e, sql_tx& tx) {
-  if (messages::ChatPosted ev; parse(e, ev)) {
-    if (auto err = done(tx.exec(
+  if (messages::ChatPosted ev; event_as(e, ev)) {
+    if (auto err = sql_done(tx.exec(
             "INSERT INTO chat_messages (room, seq, author, body, client_id, reply_to, track, "
             "created_ms) VALUES ($1, $2::bigint, $3, $4, $5, $6::bigint, $7, $8::bigint) ON "
             "CONFLICT (room, seq) DO NOTHING",
             {room, num(ev.seq()), ev.author(), ev.text(), ev.client_id(), num(ev.reply_to()),
              ev.track(), num(ev.at_ms())})))
       return err;
-    if (auto err = done(tx.exec("UPDATE chat_rooms SET last_seq = GREATEST(last_seq, $2::bigint), "
-                                "last_ms = GREATEST(last_ms, $3::bigint) WHERE id = $1",
-                                {room, num(ev.seq()), num(ev.at_ms())})))
+    if (auto err =
+            sql_done(tx.exec("UPDATE chat_rooms SET last_seq = GREATEST(last_seq, $2::bigint), "
+                             "last_ms = GREATEST(last_ms, $3::bigint) WHERE id = $1",
+                             {room, num(ev.seq()), num(ev.at_ms())})))
       return err;
-    return done(
+    return sql_done(
         tx.exec("UPDATE chat_members SET read_seq = GREATEST(read_seq, $3::bigint) "
                 "WHERE room = $1 AND user_id = $2",
                 {room, ev.author(), num(ev.seq())}));
   }
-  if (messages::ReadMoved ev; parse(e, ev))
-    return done(
+  if (messages::ReadMoved ev; event_as(e, ev))
+    return sql_done(
         tx.exec("UPDATE chat_members SET read_seq = GREATEST(read_seq, $3::bigint) "
                 "WHERE room = $1 AND user_id = $2",
                 {room, ev.user(), num(ev.seq())}));
-  if (messages::ChatEdited ev; parse(e, ev))
-    return done(
+  if (messages::ChatEdited ev; event_as(e, ev))
+    return sql_done(
         tx.exec("UPDATE chat_messages SET body = $3, edited_ms = $4::bigint WHERE room = "
                 "$1 AND seq = $2::bigint AND NOT deleted",
                 {room, num(ev.seq()), ev.text(), num(ev.at_ms())}));
-  if (messages::ChatDeleted ev; parse(e, ev))
-    return done(
+  if (messages::ChatDeleted ev; event_as(e, ev))
+    return sql_done(
         tx.exec("UPDATE chat_messages SET body = '', deleted = true WHERE room = $1 AND "
                 "seq = $2::bigint",
                 {room, num(ev.seq())}));
-  if (messages::RoomCreated ev; parse(e, ev)) {
-    if (auto err = done(tx.exec("INSERT INTO chat_rooms (id, kind, name, last_seq, last_ms) "
-                                "VALUES ($1, $2, $3, 0, $4::bigint) ON CONFLICT (id) DO NOTHING",
-                                {room, ev.kind(), ev.name(), num(ev.at_ms())})))
+  if (messages::RoomCreated ev; event_as(e, ev)) {
+    if (auto err =
+            sql_done(tx.exec("INSERT INTO chat_rooms (id, kind, name, last_seq, last_ms) "
+                             "VALUES ($1, $2, $3, 0, $4::bigint) ON CONFLICT (id) DO NOTHING",
+                             {room, ev.kind(), ev.name(), num(ev.at_ms())})))
       return err;
     if (auto err = add_member(tx, room, ev.owner(), "owner", 0, ev.at_ms())) return err;
     for (const auto& u : ev.members())
@@ -77,20 +70,20 @@ caf::error apply_room(const std::string& room, const stored_event& e, sql_tx& tx
         if (auto err = add_member(tx, room, u, "member", 0, ev.at_ms())) return err;
     return {};
   }
-  if (messages::MemberJoined ev; parse(e, ev))
+  if (messages::MemberJoined ev; event_as(e, ev))
     return add_member(tx, room, ev.user(), ev.role(), ev.read_seq(), ev.at_ms());
-  if (messages::MemberLeft ev; parse(e, ev))
-    return done(
+  if (messages::MemberLeft ev; event_as(e, ev))
+    return sql_done(
         tx.exec("DELETE FROM chat_members WHERE room = $1 AND user_id = $2", {room, ev.user()}));
-  if (messages::MemberBanned ev; parse(e, ev))
-    return done(
+  if (messages::MemberBanned ev; event_as(e, ev))
+    return sql_done(
         tx.exec("DELETE FROM chat_members WHERE room = $1 AND user_id = $2", {room, ev.user()}));
-  if (messages::MemberRoleSet ev; parse(e, ev))
-    return done(tx.exec("UPDATE chat_members SET role = $3 WHERE room = $1 AND user_id = $2",
-                        {room, ev.user(), ev.role()}));
-  if (messages::RoomConfigured ev; parse(e, ev)) {
+  if (messages::MemberRoleSet ev; event_as(e, ev))
+    return sql_done(tx.exec("UPDATE chat_members SET role = $3 WHERE room = $1 AND user_id = $2",
+                            {room, ev.user(), ev.role()}));
+  if (messages::RoomConfigured ev; event_as(e, ev)) {
     if (!ev.has_name()) return {};
-    return done(tx.exec("UPDATE chat_rooms SET name = $2 WHERE id = $1", {room, ev.name()}));
+    return sql_done(tx.exec("UPDATE chat_rooms SET name = $2 WHERE id = $1", {room, ev.name()}));
   }
   return {};
 }
@@ -113,7 +106,7 @@ projection social_chat_projection() {
       "NULL DEFAULT false, PRIMARY KEY (room, seq))"};
   p.reset = [](sql_tx& tx) -> caf::error {
     for (const char* table : {"chat_rooms", "chat_members", "chat_messages"})
-      if (auto err = done(tx.exec(std::string{"DELETE FROM "} + table))) return err;
+      if (auto err = sql_done(tx.exec(std::string{"DELETE FROM "} + table))) return err;
     return {};
   };
   p.apply = [](const stored_event& e, sql_tx& tx) -> caf::error {

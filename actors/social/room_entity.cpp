@@ -309,6 +309,32 @@ std::string direct_room_id(const std::string& a, const std::string& b) {
 
 namespace {
 
+/// `user` becomes a member (added by `by`, "" when joining by itself), unless it is one
+/// already, banned, or the room is full.
+caf::expected<std::vector<new_event>> join(const room_model& m, const std::string& user,
+                                           const std::string& by) {
+  if (m.member(user) != nullptr) return no_events();
+  if (m.banned.count(user) > 0)
+    return by.empty() ? make_error(domain_errc::forbidden, "you are banned from this room")
+                      : make_error(domain_errc::conflict, "that user is banned from this room");
+  if (m.members.size() >= static_cast<size_t>(max_room_members))
+    return make_error(domain_errc::conflict, "the room is full");
+  messages::MemberJoined ev;
+  ev.set_user(user);
+  ev.set_role("member");
+  ev.set_by(by);
+  ev.set_at_ms(unix_ms_now());
+  ev.set_read_seq(m.last_seq);
+  return one(ev);
+}
+
+/// The live event of a new member.
+std::string member_joined_json(const std::string& user, const std::string& by) {
+  std::string out = R"({"kind":"member_joined","user":")" + user + R"(")";
+  if (!by.empty()) out += R"(,"by":")" + by + R"(")";
+  return out + "}";
+}
+
 envelope_handler::behavior_type room(room_self self, std::string id, entity_context ctx) {
   self->state.base = entity_base{room_kind, id, ctx, social_domain};
   self->state.model.id = id;
@@ -388,23 +414,11 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
           cmd.by(),
           [cmd](room_model& m) -> decided {
             if (auto err = may_see(m, cmd.by())) return err;
-            if (m.member(cmd.by()) != nullptr) return no_events();
-            if (m.kind != "public")
+            if (m.member(cmd.by()) == nullptr && m.kind != "public")
               return make_error(domain_errc::forbidden, "this room is invite-only");
-            if (m.banned.count(cmd.by()) > 0)
-              return make_error(domain_errc::forbidden, "you are banned from this room");
-            if (m.members.size() >= static_cast<size_t>(max_room_members))
-              return make_error(domain_errc::conflict, "the room is full");
-            messages::MemberJoined ev;
-            ev.set_user(cmd.by());
-            ev.set_role("member");
-            ev.set_at_ms(unix_ms_now());
-            ev.set_read_seq(m.last_seq);
-            return one(ev);
+            return join(m, cmd.by(), "");
           },
-          [publish, cmd](const room_model&) {
-            publish(R"({"kind":"member_joined","user":")" + cmd.by() + "\"}");
-          });
+          [publish, cmd](const room_model&) { publish(member_joined_json(cmd.by(), "")); });
 
     if (messages::RoomInvite cmd; parse_as(env, cmd))
       return info_command(
@@ -416,23 +430,9 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
             if (m.kind == "group" && !is_moderator(m.role_of(cmd.by())))
               return make_error(domain_errc::forbidden,
                                 "only the room's owner and moderators may invite");
-            if (m.member(cmd.user()) != nullptr) return no_events();
-            if (m.banned.count(cmd.user()) > 0)
-              return make_error(domain_errc::conflict, "that user is banned from this room");
-            if (m.members.size() >= static_cast<size_t>(max_room_members))
-              return make_error(domain_errc::conflict, "the room is full");
-            messages::MemberJoined ev;
-            ev.set_user(cmd.user());
-            ev.set_role("member");
-            ev.set_by(cmd.by());
-            ev.set_at_ms(unix_ms_now());
-            ev.set_read_seq(m.last_seq);
-            return one(ev);
+            return join(m, cmd.user(), cmd.by());
           },
-          [publish, cmd](const room_model&) {
-            publish(R"({"kind":"member_joined","user":")" + cmd.user() + R"(","by":")" + cmd.by() +
-                    "\"}");
-          });
+          [publish, cmd](const room_model&) { publish(member_joined_json(cmd.user(), cmd.by())); });
 
     if (messages::RoomLeave cmd; parse_as(env, cmd))
       return info_command(

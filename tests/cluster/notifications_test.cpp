@@ -25,26 +25,11 @@ using test::ws_client;
 
 namespace {
 
-struct user {
-  std::string id;
-  std::string token;
-  std::string email;
-};
-
-user make_user(uint16_t port, const std::string& base) {
-  auto [me, token] = test::member(port, test::unique_name(base));
-  return {me.id(), token, me.email()};
-}
-
-test::http_reply call(uint16_t port, const std::string& method, const std::string& path,
-                      const user& u, const std::string& body = "") {
-  return test::http_call(port, method, path, body, test::bearer(u.token),
-                         body.empty() ? "" : "application/json");
-}
+using user = test::signed_in_user;
 
 std::vector<messages::Notification> inbox(uint16_t port, const user& u,
                                           const std::string& query = "") {
-  auto r = call(port, "GET", "/v1/me/notifications" + query, u);
+  auto r = test::call_as(port, "GET", "/v1/me/notifications" + query, u);
   auto page = parse_json<messages::NotificationPage>(r);
   if (r.status != 200 || !page) return {};
   return {page->notifications().begin(), page->notifications().end()};
@@ -63,14 +48,14 @@ std::optional<messages::Notification> await_notification(uint16_t port, const us
 }
 
 std::string create_room(uint16_t port, const user& owner, const std::string& body) {
-  auto r = call(port, "POST", "/v1/rooms", owner, body);
+  auto r = test::call_as(port, "POST", "/v1/rooms", owner, body);
   REQUIRE_MESSAGE(r.status == 201, r.body);
   return parse_json<messages::RoomInfo>(r)->id();
 }
 
 test::http_reply post(uint16_t port, const std::string& room, const user& u,
                       const std::string& extra) {
-  return call(port, "POST", "/v1/rooms/" + room + "/messages", u, "{" + extra + "}");
+  return test::call_as(port, "POST", "/v1/rooms/" + room + "/messages", u, "{" + extra + "}");
 }
 
 }  // namespace
@@ -85,15 +70,15 @@ TEST_CASE(
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;
   auto p1 = c.at(1).http_port;
-  auto alice = make_user(p0, "alice");
-  auto bob = make_user(p1, "bob");
+  auto alice = test::new_user(p0, "alice");
+  auto bob = test::new_user(p1, "bob");
 
   ws_client ws{p1, "/v1/ws", bob.token};
   REQUIRE(ws.status() == 101);
   ws.send(R"({"type":"subscribe","topic":"users/)" + bob.id + R"(/notifications"})");
   CHECK(field(ws.next(), "type") == "subscribed");
 
-  REQUIRE(call(p0, "POST", "/v1/users/" + bob.id + "/follow", alice).status == 204);
+  REQUIRE(test::call_as(p0, "POST", "/v1/users/" + bob.id + "/follow", alice).status == 204);
   auto followed = await_notification(p1, bob, "new_follower");
   REQUIRE(followed);
   CHECK(followed->actor() == alice.id);
@@ -127,34 +112,39 @@ TEST_CASE(
   CHECK(reply->actor() == bob.id);
 
   // Read marks: one by id, then all.
-  auto page = parse_json<messages::NotificationPage>(call(p1, "GET", "/v1/me/notifications", bob));
+  auto page =
+      parse_json<messages::NotificationPage>(test::call_as(p1, "GET", "/v1/me/notifications", bob));
   REQUIRE(page);
   CHECK(page->unread() == 2);
-  auto one = call(p1, "POST", "/v1/me/notifications/read", bob,
-                  R"({"ids":[")" + followed->id() + R"("]})");
+  auto one = test::call_as(p1, "POST", "/v1/me/notifications/read", bob,
+                           R"({"ids":[")" + followed->id() + R"("]})");
   CHECK(parse_json<messages::NotificationPage>(one)->unread() == 1);
   CHECK(inbox(p1, bob, "?unread=true").size() == 1);
-  auto all = call(p1, "POST", "/v1/me/notifications/read", bob, R"({"all":true})");
+  auto all = test::call_as(p1, "POST", "/v1/me/notifications/read", bob, R"({"all":true})");
   CHECK(parse_json<messages::NotificationPage>(all)->unread() == 0);
   CHECK(inbox(p1, bob, "?unread=true").empty());
   CHECK(inbox(p1, bob).size() == 2);
 
   // Bad requests.
   CHECK(error_is(test::http_get(p1, "/v1/me/notifications"), 401, "unauthenticated"));
-  CHECK(error_is(call(p1, "GET", "/v1/me/notifications?unread=maybe", bob), 422, "validation"));
-  CHECK(error_is(call(p1, "GET", "/v1/me/notifications?limit=0", bob), 422, "validation"));
-  CHECK(error_is(call(p1, "POST", "/v1/me/notifications/read", bob, "{}"), 422, "validation"));
-  CHECK(error_is(call(p1, "POST", "/v1/me/notifications/read", bob, R"({"all":"yes"})"), 422,
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/me/notifications?unread=maybe", bob), 422,
                  "validation"));
-  CHECK(
-      error_is(call(p1, "POST", "/v1/me/notifications/read", bob, "{nope"), 400, "malformed_json"));
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/me/notifications?limit=0", bob), 422, "validation"));
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/me/notifications/read", bob, "{}"), 422,
+                 "validation"));
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/me/notifications/read", bob, R"({"all":"yes"})"),
+                 422, "validation"));
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/me/notifications/read", bob, "{nope"), 400,
+                 "malformed_json"));
   auto prefs = "/v1/me/notifications/preferences";
-  CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"channels":{"gossip":{"email":true}}})"), 422,
+  CHECK(error_is(test::call_as(p1, "PUT", prefs, bob, R"({"channels":{"gossip":{"email":true}}})"),
+                 422, "validation"));
+  CHECK(error_is(test::call_as(p1, "PUT", prefs, bob, R"({"quiet_start_min":"late"})"), 422,
                  "validation"));
-  CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"quiet_start_min":"late"})"), 422, "validation"));
-  CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"quiet_start_min":2000})"), 422, "validation"));
-  CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"phone":"12"})"), 422, "validation"));
-  CHECK(error_is(call(p1, "PUT", prefs, bob, R"({"colour":"blue"})"), 422, "validation"));
+  CHECK(error_is(test::call_as(p1, "PUT", prefs, bob, R"({"quiet_start_min":2000})"), 422,
+                 "validation"));
+  CHECK(error_is(test::call_as(p1, "PUT", prefs, bob, R"({"phone":"12"})"), 422, "validation"));
+  CHECK(error_is(test::call_as(p1, "PUT", prefs, bob, R"({"colour":"blue"})"), 422, "validation"));
   CHECK(error_is(test::http_call(p1, "PUT", prefs, "{}"), 401, "unauthenticated"));
 
   // An artist bob follows publishes a track: once it is ready, bob hears of it.
@@ -163,9 +153,8 @@ TEST_CASE(
   auto made = test::run(
       {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=3:r=44100", flac});
   REQUIRE_MESSAGE(made.exit_code == 0, made.output);
-  auto [artist_me, artist_token] = test::member(p0, test::unique_name("artist"), true);
-  user artist{artist_me.id(), artist_token, artist_me.email()};
-  REQUIRE(call(p1, "POST", "/v1/users/" + artist.id + "/follow", bob).status == 204);
+  auto artist = test::new_user(p0, "artist", true);
+  REQUIRE(test::call_as(p1, "POST", "/v1/users/" + artist.id + "/follow", bob).status == 204);
   auto h = test::bearer(artist.token);
   h.emplace_back("X-Track-Title", "First Light");
   auto uploaded = test::http_call(p0, "POST", "/v1/tracks", test::read_file(flac), h, "audio/flac");
@@ -179,7 +168,7 @@ TEST_CASE(
   REQUIRE(released);
   CHECK(released->actor() == artist.id);
   CHECK(released->text() == "First Light");
-  auto kept = parse_json<messages::NotifyPreferences>(call(p1, "GET", prefs, bob));
+  auto kept = parse_json<messages::NotifyPreferences>(test::call_as(p1, "GET", prefs, bob));
   REQUIRE(kept);
   CHECK(kept->channels().empty());
 }
@@ -201,18 +190,18 @@ TEST_CASE(
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;
   auto p1 = c.at(1).http_port;
-  auto alice = make_user(p0, "alice");
-  auto bob = make_user(p1, "bob");
+  auto alice = test::new_user(p0, "alice");
+  auto bob = test::new_user(p1, "bob");
 
-  auto saved = call(p1, "PUT", "/v1/me/notifications/preferences", bob,
-                    R"({"channels":{"new_follower":{"email":true,"push":true},)"
-                    R"("direct_message":{"email":true},"mention":{"sms":true}},)"
-                    R"("phone":"+15551234567","push_token":"device-1"})");
+  auto saved = test::call_as(p1, "PUT", "/v1/me/notifications/preferences", bob,
+                             R"({"channels":{"new_follower":{"email":true,"push":true},)"
+                             R"("direct_message":{"email":true},"mention":{"sms":true}},)"
+                             R"("phone":"+15551234567","push_token":"device-1"})");
   REQUIRE_MESSAGE(saved.status == 200, saved.body);
   CHECK(parse_json<messages::NotifyPreferences>(saved)->email() == bob.email);
 
   // A follow: an email and a push.
-  REQUIRE(call(p0, "POST", "/v1/users/" + bob.id + "/follow", alice).status == 204);
+  REQUIRE(test::call_as(p0, "POST", "/v1/users/" + bob.id + "/follow", alice).status == 204);
   auto followed = await_notification(p1, bob, "new_follower");
   REQUIRE(followed);
   std::vector<test::smtp_sink::message> mail;

@@ -30,21 +30,7 @@ using test::ws_client;
 
 namespace {
 
-struct user {
-  std::string id;
-  std::string token;
-};
-
-user make_user(uint16_t port, const std::string& base) {
-  auto [me, token] = test::member(port, test::unique_name(base));
-  return {me.id(), token};
-}
-
-test::http_reply call(uint16_t port, const std::string& method, const std::string& path,
-                      const user& u, const std::string& body = "") {
-  return test::http_call(port, method, path, body, test::bearer(u.token),
-                         body.empty() ? "" : "application/json");
-}
+using user = test::signed_in_user;
 
 std::string create_room(uint16_t port, const user& owner, const std::string& kind,
                         const std::vector<std::string>& members, const std::string& name = "room") {
@@ -53,20 +39,20 @@ std::string create_room(uint16_t port, const user& owner, const std::string& kin
   auto body = R"({"kind":")" + kind + "\"" +
               (kind == "direct" ? std::string{} : R"(,"name":")" + name + "\"") +
               R"(,"members":[)" + list + "]}";
-  auto r = call(port, "POST", "/v1/rooms", owner, body);
+  auto r = test::call_as(port, "POST", "/v1/rooms", owner, body);
   REQUIRE_MESSAGE(r.status == 201, r.body);
   return parse_json<messages::RoomInfo>(r)->id();
 }
 
 test::http_reply post(uint16_t port, const std::string& room, const user& u,
                       const std::string& text, const std::string& client_id) {
-  return call(port, "POST", "/v1/rooms/" + room + "/messages", u,
-              R"({"text":")" + text + R"(","client_id":")" + client_id + "\"}");
+  return test::call_as(port, "POST", "/v1/rooms/" + room + "/messages", u,
+                       R"({"text":")" + text + R"(","client_id":")" + client_id + "\"}");
 }
 
 std::vector<messages::ChatMessage> history(uint16_t port, const std::string& room, const user& u,
                                            const std::string& query = "") {
-  auto r = call(port, "GET", "/v1/rooms/" + room + "/messages" + query, u);
+  auto r = test::call_as(port, "GET", "/v1/rooms/" + room + "/messages" + query, u);
   REQUIRE_MESSAGE(r.status == 200, r.body);
   auto page = parse_json<messages::ChatMessagePage>(r);
   REQUIRE(page);
@@ -116,28 +102,31 @@ TEST_CASE(
   REQUIRE(c.converged(60s));
   auto p0 = c.at(0).http_port;
   auto p1 = c.at(1).http_port;
-  auto owner = make_user(p0, "owner");
-  auto friend_ = make_user(p1, "friend");
-  auto stranger = make_user(p1, "stranger");
+  auto owner = test::new_user(p0, "owner");
+  auto friend_ = test::new_user(p1, "friend");
+  auto stranger = test::new_user(p1, "stranger");
 
   auto group = create_room(p0, owner, "group", {friend_.id});
-  auto room = parse_json<messages::RoomInfo>(call(p1, "GET", "/v1/rooms/" + group, friend_));
+  auto room =
+      parse_json<messages::RoomInfo>(test::call_as(p1, "GET", "/v1/rooms/" + group, friend_));
   REQUIRE(room);
   CHECK(room->role() == "member");
   CHECK(room->member_count() == 2);
   CHECK(room->kind() == "group");
 
   // A group is invisible to others: they can neither read nor post nor join.
-  CHECK(error_is(call(p1, "GET", "/v1/rooms/" + group, stranger), 404, "not_found"));
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/rooms/" + group, stranger), 404, "not_found"));
   CHECK(error_is(post(p1, group, stranger, "hi", "s1"), 404, "not_found"));
-  CHECK(error_is(call(p1, "GET", "/v1/rooms/" + group + "/messages", stranger), 404, "not_found"));
-  CHECK(error_is(call(p1, "POST", "/v1/rooms/" + group + "/join", stranger), 404, "not_found"));
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/rooms/" + group + "/messages", stranger), 404,
+                 "not_found"));
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/rooms/" + group + "/join", stranger), 404,
+                 "not_found"));
   // Members may not invite into a group; its owner may.
   auto invite = R"({"user":")" + stranger.id + "\"}";
-  CHECK(error_is(call(p1, "POST", "/v1/rooms/" + group + "/members", friend_, invite), 403,
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/rooms/" + group + "/members", friend_, invite), 403,
                  "forbidden"));
-  CHECK(error_is(call(p1, "POST", "/v1/rooms/" + group + "/members", owner,
-                      R"({"user":"00000000000000000000000000000000"})"),
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/rooms/" + group + "/members", owner,
+                               R"({"user":"00000000000000000000000000000000"})"),
                  422, "validation"));
 
   // Posting: 201 with its seq; the same client id again is the same message (200).
@@ -155,32 +144,36 @@ TEST_CASE(
 
   // Bad input: a clear error, nothing posted.
   auto path = "/v1/rooms/" + group + "/messages";
-  CHECK(error_is(call(p0, "POST", path, owner, "{not json"), 400, "malformed_json"));
-  CHECK(error_is(call(p0, "POST", path, owner, R"({"client_id":"x"})"), 422, "validation"));
-  CHECK(error_is(call(p0, "POST", path, owner, R"({"text":"no id"})"), 422, "validation"));
+  CHECK(error_is(test::call_as(p0, "POST", path, owner, "{not json"), 400, "malformed_json"));
   CHECK(
-      error_is(call(p0, "POST", path, owner, R"({"text":5,"client_id":"x"})"), 422, "validation"));
-  CHECK(error_is(call(p0, "POST", path, owner, R"({"text":"a","client_id":"x","extra":1})"), 422,
+      error_is(test::call_as(p0, "POST", path, owner, R"({"client_id":"x"})"), 422, "validation"));
+  CHECK(error_is(test::call_as(p0, "POST", path, owner, R"({"text":"no id"})"), 422, "validation"));
+  CHECK(error_is(test::call_as(p0, "POST", path, owner, R"({"text":5,"client_id":"x"})"), 422,
                  "validation"));
+  CHECK(
+      error_is(test::call_as(p0, "POST", path, owner, R"({"text":"a","client_id":"x","extra":1})"),
+               422, "validation"));
   CHECK(error_is(post(p0, group, owner, std::string(4001, 'a'), "big"), 422, "validation"));
   CHECK(post(p0, group, owner, std::string(4000, 'a'), "max").status == 201);
-  CHECK(error_is(call(p0, "POST", path, owner, R"({"text":"x","client_id":"r","reply_to":99})"),
-                 422, "validation"));
+  CHECK(error_is(
+      test::call_as(p0, "POST", path, owner, R"({"text":"x","client_id":"r","reply_to":99})"), 422,
+      "validation"));
   CHECK(error_is(test::http_call(p0, "POST", path, R"({"text":"x","client_id":"y"})"), 401,
                  "unauthenticated"));
-  CHECK(error_is(call(p0, "GET", path + "?limit=0", owner), 422, "validation"));
-  CHECK(error_is(call(p0, "GET", path + "?before=x", owner), 422, "validation"));
+  CHECK(error_is(test::call_as(p0, "GET", path + "?limit=0", owner), 422, "validation"));
+  CHECK(error_is(test::call_as(p0, "GET", path + "?before=x", owner), 422, "validation"));
   CHECK(history(p0, group, owner).size() == 3);
 
   // Edit and delete: the author edits; another member may not; a moderator may delete.
   auto edit_path = "/v1/rooms/" + group + "/messages/1";
-  CHECK(error_is(call(p0, "PATCH", edit_path, owner, R"({"text":"x"})"), 403, "forbidden"));
-  auto edited = call(p1, "PATCH", edit_path, friend_, R"({"text":"hello, edited"})");
+  CHECK(
+      error_is(test::call_as(p0, "PATCH", edit_path, owner, R"({"text":"x"})"), 403, "forbidden"));
+  auto edited = test::call_as(p1, "PATCH", edit_path, friend_, R"({"text":"hello, edited"})");
   REQUIRE_MESSAGE(edited.status == 200, edited.body);
   CHECK(parse_json<messages::ChatMessage>(edited)->edited_at() != "");
-  CHECK(error_is(call(p1, "DELETE", "/v1/rooms/" + group + "/messages/2", friend_), 403,
+  CHECK(error_is(test::call_as(p1, "DELETE", "/v1/rooms/" + group + "/messages/2", friend_), 403,
                  "forbidden"));
-  CHECK(call(p0, "DELETE", edit_path, owner).status == 204);
+  CHECK(test::call_as(p0, "DELETE", edit_path, owner).status == 204);
   auto h = history(p1, group, friend_);
   CHECK(h[0].deleted());
   CHECK(h[0].text().empty());
@@ -189,59 +182,66 @@ TEST_CASE(
   // Public rooms: anyone may see and join, must join before posting; bans keep a user out.
   auto lobby = create_room(p0, owner, "public", {}, "lobby");
   CHECK(error_is(post(p1, lobby, stranger, "hi", "s1"), 403, "forbidden"));
-  CHECK(call(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger).status == 200);
+  CHECK(test::call_as(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger).status == 200);
   CHECK(post(p1, lobby, stranger, "hi", "s1").status == 201);
-  CHECK(error_is(
-      call(p1, "POST", "/v1/rooms/" + lobby + "/bans", stranger, R"({"user":")" + owner.id + "\"}"),
-      403, "forbidden"));
-  CHECK(
-      call(p0, "POST", "/v1/rooms/" + lobby + "/bans", owner, R"({"user":")" + stranger.id + "\"}")
-          .status == 200);
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/rooms/" + lobby + "/bans", stranger,
+                               R"({"user":")" + owner.id + "\"}"),
+                 403, "forbidden"));
+  CHECK(test::call_as(p0, "POST", "/v1/rooms/" + lobby + "/bans", owner,
+                      R"({"user":")" + stranger.id + "\"}")
+            .status == 200);
   CHECK(error_is(post(p1, lobby, stranger, "still here?", "s2"), 403, "forbidden"));
-  CHECK(error_is(call(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger), 403, "forbidden"));
-  CHECK(call(p0, "DELETE", "/v1/rooms/" + lobby + "/bans/" + stranger.id, owner).status == 204);
-  CHECK(call(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger).status == 200);
+  CHECK(error_is(test::call_as(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger), 403,
+                 "forbidden"));
+  CHECK(test::call_as(p0, "DELETE", "/v1/rooms/" + lobby + "/bans/" + stranger.id, owner).status ==
+        204);
+  CHECK(test::call_as(p1, "POST", "/v1/rooms/" + lobby + "/join", stranger).status == 200);
 
   // Mute and slow mode.
-  CHECK(call(p0, "POST", "/v1/rooms/" + lobby + "/mutes", owner,
-             R"({"user":")" + stranger.id + R"(","seconds":600})")
+  CHECK(test::call_as(p0, "POST", "/v1/rooms/" + lobby + "/mutes", owner,
+                      R"({"user":")" + stranger.id + R"(","seconds":600})")
             .status == 200);
   CHECK(error_is(post(p1, lobby, stranger, "muted?", "s3"), 403, "forbidden"));
-  CHECK(call(p0, "POST", "/v1/rooms/" + lobby + "/mutes", owner,
-             R"({"user":")" + stranger.id + R"(","seconds":0})")
+  CHECK(test::call_as(p0, "POST", "/v1/rooms/" + lobby + "/mutes", owner,
+                      R"({"user":")" + stranger.id + R"(","seconds":0})")
             .status == 200);
   CHECK(post(p1, lobby, stranger, "back", "s4").status == 201);
-  CHECK(error_is(call(p1, "PATCH", "/v1/rooms/" + lobby, stranger, R"({"slow_mode_s":60})"), 403,
-                 "forbidden"));
-  CHECK(call(p0, "PATCH", "/v1/rooms/" + lobby, owner, R"({"slow_mode_s":60})").status == 200);
+  CHECK(
+      error_is(test::call_as(p1, "PATCH", "/v1/rooms/" + lobby, stranger, R"({"slow_mode_s":60})"),
+               403, "forbidden"));
+  CHECK(test::call_as(p0, "PATCH", "/v1/rooms/" + lobby, owner, R"({"slow_mode_s":60})").status ==
+        200);
   CHECK(error_is(post(p1, lobby, stranger, "too soon", "s5"), 429, "too_many_attempts"));
   CHECK(post(p0, lobby, owner, "owners are exempt", "o1").status == 201);
 
   // Reports reach the moderators only.
-  CHECK(
-      call(p0, "POST", "/v1/rooms/" + lobby + "/messages/1/reports", owner, R"({"reason":"spam"})")
-          .status == 201);
-  CHECK(error_is(call(p1, "GET", "/v1/rooms/" + lobby + "/reports", stranger), 403, "forbidden"));
+  CHECK(test::call_as(p0, "POST", "/v1/rooms/" + lobby + "/messages/1/reports", owner,
+                      R"({"reason":"spam"})")
+            .status == 201);
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/rooms/" + lobby + "/reports", stranger), 403,
+                 "forbidden"));
   auto reports = parse_json<messages::MessageReportPage>(
-      call(p0, "GET", "/v1/rooms/" + lobby + "/reports", owner));
+      test::call_as(p0, "GET", "/v1/rooms/" + lobby + "/reports", owner));
   REQUIRE(reports);
   REQUIRE(reports->reports_size() == 1);
   CHECK(reports->reports(0).reason() == "spam");
 
   // The owner cannot leave; a member can, and then reads nothing more.
-  CHECK(error_is(call(p0, "POST", "/v1/rooms/" + group + "/leave", owner), 409, "conflict"));
-  CHECK(call(p1, "POST", "/v1/rooms/" + group + "/leave", friend_).status == 200);
-  CHECK(error_is(call(p1, "GET", "/v1/rooms/" + group + "/messages", friend_), 404, "not_found"));
+  CHECK(
+      error_is(test::call_as(p0, "POST", "/v1/rooms/" + group + "/leave", owner), 409, "conflict"));
+  CHECK(test::call_as(p1, "POST", "/v1/rooms/" + group + "/leave", friend_).status == 200);
+  CHECK(error_is(test::call_as(p1, "GET", "/v1/rooms/" + group + "/messages", friend_), 404,
+                 "not_found"));
 
   // A direct room is the same room from either side.
   auto dm = create_room(p0, owner, "direct", {friend_.id});
-  auto other_side = call(p1, "POST", "/v1/rooms", friend_,
-                         R"({"kind":"direct","members":[")" + owner.id + "\"]}");
+  auto other_side = test::call_as(p1, "POST", "/v1/rooms", friend_,
+                                  R"({"kind":"direct","members":[")" + owner.id + "\"]}");
   CHECK(other_side.status == 200);
   CHECK(parse_json<messages::RoomInfo>(other_side)->id() == dm);
-  CHECK(error_is(
-      call(p0, "POST", "/v1/rooms", owner, R"({"kind":"direct","members":[")" + owner.id + "\"]}"),
-      422, "validation"));
+  CHECK(error_is(test::call_as(p0, "POST", "/v1/rooms", owner,
+                               R"({"kind":"direct","members":[")" + owner.id + "\"]}"),
+                 422, "validation"));
 }
 
 TEST_CASE(
@@ -251,7 +251,7 @@ TEST_CASE(
   c.start_all();
   REQUIRE(c.converged(60s));
   std::vector<user> senders;
-  for (size_t i = 0; i < 3; ++i) senders.push_back(make_user(c.at(i).http_port, "sender"));
+  for (size_t i = 0; i < 3; ++i) senders.push_back(test::new_user(c.at(i).http_port, "sender"));
   auto room = create_room(c.at(0).http_port, senders[0], "group", {senders[1].id, senders[2].id});
 
   constexpr int per_sender = 10;
@@ -286,10 +286,10 @@ TEST_CASE(
   test::test_cluster c{3};
   c.start_all();
   REQUIRE(c.converged(60s));
-  auto alice = make_user(c.at(0).http_port, "alice");
-  auto bob = make_user(c.at(1).http_port, "bob");
-  auto carol = make_user(c.at(2).http_port, "carol");
-  auto eve = make_user(c.at(2).http_port, "eve");
+  auto alice = test::new_user(c.at(0).http_port, "alice");
+  auto bob = test::new_user(c.at(1).http_port, "bob");
+  auto carol = test::new_user(c.at(2).http_port, "carol");
+  auto eve = test::new_user(c.at(2).http_port, "eve");
   auto room = create_room(c.at(0).http_port, alice, "group", {bob.id, carol.id});
   auto topic = "rooms/" + room;
 
@@ -317,8 +317,8 @@ TEST_CASE(
     CHECK(field(ev, "data.message.text") == "live " + std::to_string(k));
     CHECK(field(next_event(carol_ws, "message"), "data.message.seq") == std::to_string(k));
   }
-  CHECK(call(c.at(0).http_port, "PATCH", "/v1/rooms/" + room + "/messages/5", alice,
-             R"({"text":"live 5!"})")
+  CHECK(test::call_as(c.at(0).http_port, "PATCH", "/v1/rooms/" + room + "/messages/5", alice,
+                      R"({"text":"live 5!"})")
             .status == 200);
   CHECK(field(next_event(*bob_ws, "message_edited"), "data.message.text") == "live 5!");
 
@@ -328,16 +328,17 @@ TEST_CASE(
 
   // Bob reads up to 5, drops his connection; messages go on meanwhile; he comes back on
   // another node, subscribes, then asks what came after 5: everything, once, in order.
-  CHECK(parse_json<messages::RoomInfo>(
-            call(c.at(1).http_port, "POST", "/v1/rooms/" + room + "/read", bob, R"({"seq":5})"))
+  CHECK(parse_json<messages::RoomInfo>(test::call_as(c.at(1).http_port, "POST",
+                                                     "/v1/rooms/" + room + "/read", bob,
+                                                     R"({"seq":5})"))
             ->unread() == 0);
   bob_ws.reset();
   for (int k = 6; k <= 12; ++k)
     REQUIRE(post(c.at(2).http_port, room, carol, "while away " + std::to_string(k),
                  "c" + std::to_string(k))
                 .status == 201);
-  auto info =
-      parse_json<messages::RoomInfo>(call(c.at(1).http_port, "GET", "/v1/rooms/" + room, bob));
+  auto info = parse_json<messages::RoomInfo>(
+      test::call_as(c.at(1).http_port, "GET", "/v1/rooms/" + room, bob));
   CHECK(info->unread() == 7);
   ws_client back{c.at(0).http_port, "/v1/ws", bob.token};
   back.send(subscribe(topic));
@@ -353,14 +354,15 @@ TEST_CASE(
 
   // The room list shows unread counts (from the read model: it catches up).
   CHECK(test::eventually(10s, [&] {
-    auto rooms = parse_json<messages::RoomPage>(call(c.at(1).http_port, "GET", "/v1/rooms", bob));
+    auto rooms =
+        parse_json<messages::RoomPage>(test::call_as(c.at(1).http_port, "GET", "/v1/rooms", bob));
     return rooms && rooms->rooms_size() == 1 && rooms->rooms(0).id() == room &&
            rooms->rooms(0).unread() == 8;
   }));
 
   // Carol is banned: her subscription ends on her node and she hears nothing more.
-  CHECK(call(c.at(0).http_port, "POST", "/v1/rooms/" + room + "/bans", alice,
-             R"({"user":")" + carol.id + "\"}")
+  CHECK(test::call_as(c.at(0).http_port, "POST", "/v1/rooms/" + room + "/bans", alice,
+                      R"({"user":")" + carol.id + "\"}")
             .status == 200);
   bool told = false;
   for (int i = 0; i < 50 && !told; ++i) {
@@ -375,7 +377,7 @@ TEST_CASE(
 
   // Presence: a connected member shows online in the member list.
   auto members = parse_json<messages::RoomMemberPage>(
-      call(c.at(0).http_port, "GET", "/v1/rooms/" + room + "/members", alice));
+      test::call_as(c.at(0).http_port, "GET", "/v1/rooms/" + room + "/members", alice));
   REQUIRE(members);
   for (const auto& m : members->members())
     if (m.user() == bob.id) CHECK(m.presence() == "online");
@@ -390,7 +392,7 @@ TEST_CASE(
   c.set_section("chorus.social", "message-limit=1000\n");
   c.start_all();
   REQUIRE(c.converged(60s));
-  auto owner = make_user(c.at(0).http_port, "owner");
+  auto owner = test::new_user(c.at(0).http_port, "owner");
   // A room owned by n3, so that n1 and n2 survive to serve it. Rooms are keyed by random ids:
   // make rooms until one lands there.
   std::string room;
@@ -403,9 +405,9 @@ TEST_CASE(
   // More messages than the room keeps in memory (256).
   std::vector<user> posters;
   for (int i = 0; i < 3; ++i) {
-    posters.push_back(make_user(c.at(static_cast<size_t>(i % 2)).http_port, "poster"));
-    REQUIRE(call(c.at(0).http_port, "POST", "/v1/rooms/" + room + "/members", owner,
-                 R"({"user":")" + posters.back().id + "\"}")
+    posters.push_back(test::new_user(c.at(static_cast<size_t>(i % 2)).http_port, "poster"));
+    REQUIRE(test::call_as(c.at(0).http_port, "POST", "/v1/rooms/" + room + "/members", owner,
+                          R"({"user":")" + posters.back().id + "\"}")
                 .status == 200);
   }
   std::vector<std::string> acked;
@@ -423,14 +425,15 @@ TEST_CASE(
   // read model, which may still be catching up (503 until then).
   std::vector<messages::ChatMessage> h;
   CHECK(test::eventually(30s, [&] {
-    auto r = call(c.at(1).http_port, "GET", "/v1/rooms/" + room + "/messages?limit=1", owner);
+    auto r =
+        test::call_as(c.at(1).http_port, "GET", "/v1/rooms/" + room + "/messages?limit=1", owner);
     if (r.status != 200) return false;
     h.clear();
     int64_t before = 0;
     for (;;) {
       auto path = "/v1/rooms/" + room + "/messages?limit=100" +
                   (before > 0 ? "&before=" + std::to_string(before) : "");
-      auto page = call(c.at(1).http_port, "GET", path, owner);
+      auto page = test::call_as(c.at(1).http_port, "GET", path, owner);
       if (page.status != 200) return false;
       auto p = parse_json<messages::ChatMessagePage>(page);
       if (!p || p->messages_size() == 0) break;
@@ -458,8 +461,8 @@ TEST_CASE(
   test::test_cluster c{3};
   c.start_all();
   REQUIRE(c.converged(60s));
-  auto alice = make_user(c.at(0).http_port, "alice");
-  auto bob = make_user(c.at(1).http_port, "bob");
+  auto alice = test::new_user(c.at(0).http_port, "alice");
+  auto bob = test::new_user(c.at(1).http_port, "bob");
   // A room owned by n1, so that its events start there.
   std::string room;
   std::vector<std::string> nodes{"n1", "n2", "n3"};
@@ -498,8 +501,8 @@ TEST_CASE(
   c.start_all();
   REQUIRE(c.converged(60s));
   auto p = c.at(0).http_port;
-  auto owner = make_user(p, "owner");
-  auto other = make_user(p, "other");
+  auto owner = test::new_user(p, "owner");
+  auto other = test::new_user(p, "other");
   auto room = create_room(p, owner, "public", {other.id}, "lobby");
   auto base = "/v1/rooms/" + room;
   REQUIRE(post(p, room, owner, "first", "c1").status == 201);
@@ -532,11 +535,12 @@ TEST_CASE(
   for (const auto& e : endpoints) {
     CAPTURE(e.method);
     CAPTURE(e.path);
-    CHECK(error_is(call(p, e.method, e.path, owner, "{not json"), 400, "malformed_json"));
-    CHECK(error_is(call(p, e.method, e.path, owner, "[1,2]"), 400, "malformed_json"));
-    CHECK(error_is(call(p, e.method, e.path, owner, R"({"surprise":1})"), 422, "validation"));
-    CHECK(error_is(call(p, e.method, e.path, owner, e.wrong_type), 422, "validation"));
-    CHECK(error_is(call(p, e.method, e.path, owner, e.oversized), 422, "validation"));
+    CHECK(error_is(test::call_as(p, e.method, e.path, owner, "{not json"), 400, "malformed_json"));
+    CHECK(error_is(test::call_as(p, e.method, e.path, owner, "[1,2]"), 400, "malformed_json"));
+    CHECK(error_is(test::call_as(p, e.method, e.path, owner, R"({"surprise":1})"), 422,
+                   "validation"));
+    CHECK(error_is(test::call_as(p, e.method, e.path, owner, e.wrong_type), 422, "validation"));
+    CHECK(error_is(test::call_as(p, e.method, e.path, owner, e.oversized), 422, "validation"));
     CHECK(error_is(test::http_call(p, e.method, e.path, "{}"), 401, "unauthenticated"));
     CHECK(error_is(
         test::http_call(p, e.method, e.path, "{}", test::bearer(owner.token), "text/plain"), 415,
@@ -552,10 +556,10 @@ TEST_CASE(
            {"GET", base + "/reports", ""},
        }) {
     CAPTURE(path);
-    CHECK(error_is(call(p, method, path, other, body), 403, "forbidden"));
+    CHECK(error_is(test::call_as(p, method, path, other, body), 403, "forbidden"));
   }
   // Nothing changed.
-  auto info = parse_json<messages::RoomInfo>(call(p, "GET", base, owner));
+  auto info = parse_json<messages::RoomInfo>(test::call_as(p, "GET", base, owner));
   REQUIRE(info);
   CHECK(info->last_seq() == 1);
   CHECK(info->slow_mode_s() == 0);

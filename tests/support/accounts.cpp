@@ -35,4 +35,15 @@ std::pair<messages::Me, std::string> member(uint16_t port, const std::string& na
   return {out.user(), out.token()};
 }
 
+signed_in_user new_user(uint16_t port, const std::string& base, bool artist) {
+  auto [me, token] = member(port, unique_name(base), artist);
+  return {me.id(), token, me.email()};
+}
+
+http_reply call_as(uint16_t port, const std::string& method, const std::string& path,
+                   const signed_in_user& u, const std::string& body) {
+  return http_call(port, method, path, body, bearer(u.token),
+                   body.empty() ? "" : "application/json");
+}
+
 }  // namespace chorus::test
