@@ -3,10 +3,12 @@
 // The "raw" side sends the same envelope to counter actors spawned directly (as many as ours
 // address), and ours goes through the node's entity_gateway as the edge does: the handler work
 // is identical, so each ratio is the cost of routing (placement check, directory, bookkeeping).
+// There are two raw peers: requests with a 30 s timeout, as ours carry a deadline (CAF 0.17's
+// actor clock keeps it, ours a deadline_wheel), and requests with no timeout at all.
 //   (a) same node: through the gateway's fast path vs a raw request to the actor
-//   (b) other node (a forked process, BASP over loopback): gateway -> router -> remote registry
-//       vs a raw
-//       remote request to an actor published by that process
+//   (b) other node (a forked process, BASP over loopback): gateway -> the remote registry (the
+//       envelope is not redeliverable, so no hop through the local router) vs a raw remote
+//       request to an actor published by that process
 //   (c) cold activation latency (first message to a new id) vs warm, p50/p99
 //   (d) resident memory per idle entity, 1,000,000 entities via the registry vs 1,000,000 plain
 //       actors
@@ -168,6 +170,7 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
   json_log log{"b2"};
   entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
   test::memory_journal_store store;
+  deadline_wheel deadlines;
   {
     caf::actor_system sys{cfg};
     registry_limits limits;
@@ -175,7 +178,7 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
         "b2",
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
     auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log,
-                                          std::make_shared<entity_directory>("b2"));
+                                          std::make_shared<entity_directory>("b2"), deadlines);
     auto plain = debug::counter_factory()(sys, "plain", ctx);
     auto p1 = sys.middleman().publish(registry, 0, "127.0.0.1");
     auto p2 = sys.middleman().publish(plain, 0, "127.0.0.1");
@@ -187,11 +190,6 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
     // The parent is done; nothing here needs an orderly shutdown.
     std::_Exit(0);
   }
-}
-
-void print_row(const char* what, double ours, double peer, const char* unit) {
-  std::printf("  %-46s %12.0f %12.0f %8.2f  %s\n", what, ours, peer, peer > 0 ? ours / peer : 0.0,
-              unit);
 }
 
 }  // namespace
@@ -223,6 +221,7 @@ int main(int argc, char** argv) {
   test::memory_journal_store store;
   auto local_cfg = make_config("\"entity\"", "\"edge\"");   // b1 owns everything
   auto remote_cfg = make_config("\"edge\"", "\"entity\"");  // b2 owns everything
+  deadline_wheel deadlines;
   {
     caf::actor_system sys{cfg};
     registry_limits limits;
@@ -233,9 +232,10 @@ int main(int argc, char** argv) {
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
     auto local_dir = std::make_shared<entity_directory>("b1");
     auto remote_dir = std::make_shared<entity_directory>("b1");
-    auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log, local_dir);
-    auto local_router = spawn_router(sys, local_cfg.nodes[0], registry, local_dir);
-    auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry, remote_dir);
+    auto registry =
+        spawn_entity_registry(sys, kinds, ctx, limits, probe, log, local_dir, deadlines);
+    auto local_router = spawn_router(sys, local_cfg.nodes[0], registry, local_dir, deadlines);
+    auto remote_router = spawn_router(sys, remote_cfg.nodes[0], registry, remote_dir, deadlines);
     auto plain = debug::counter_factory()(sys, "plain", ctx);
     std::vector<envelope_handler> plains;
     for (int i = 0; i < 64; ++i)
@@ -250,11 +250,17 @@ int main(int argc, char** argv) {
     }
     caf::anon_send(remote_router, peer_up_atom_v, std::string{"b2"}, *remote_registry, true);
     // What the edge uses: the local gateway reaches b1's active entities directly; the remote
-    // one finds that b2 owns everything and goes through its router.
-    entity_router local_gateway{local_dir, local_router, registry, &probe, limits.max_queue_age};
-    entity_router remote_gateway{remote_dir, remote_router, registry, &probe, limits.max_queue_age};
+    // one finds that b2 owns everything and asks b2's registry.
+    entity_router local_gateway{local_dir, local_router,         registry,
+                                &probe,    limits.max_queue_age, deadlines};
+    entity_router remote_gateway{remote_dir, remote_router,        registry,
+                                 &probe,     limits.max_queue_age, deadlines};
     auto local_entry = through(local_gateway), remote_entry = through(remote_gateway);
+    // Two raw peers: with a 30 s timeout like ours (CAF 0.17's actor clock keeps it), and with
+    // none at all (no deadline: a caller whose answer is lost waits forever).
     auto plain_entry = raw_spread(plains), remote_plain_entry = raw_request(*remote_plain);
+    auto plain_bare = raw_spread(plains, caf::infinite),
+         remote_plain_bare = raw_request(*remote_plain, caf::infinite);
 
     // Warm up: activate the 64 ids used below on both sides, and the connections.
     auto ids = [](size_t i) { return get_envelope("w" + std::to_string(i % 64)); };
@@ -263,33 +269,46 @@ int main(int argc, char** argv) {
     drive(sys, remote_entry, 20000, 64, ids);
     drive(sys, remote_plain_entry, 20000, 64, plain_msg);
 
-    std::vector<double> a_ours, a_raw, a1_ours, a1_raw, b_ours, b_raw, b1_ours, b1_raw;
-    // Each pair runs in both orders across rounds: whatever one run leaves behind (the actor
-    // clock's pending request timeouts, warm caches) must not always fall on the same side.
-    auto pair = [&](int r, std::vector<double>& ours, std::vector<double>& raw,
-                    const sender& ours_send, const sender& raw_send, size_t total, size_t in_flight,
-                    const std::function<entity_envelope(size_t)>& raw_make) {
-      if (r % 2 == 0) {
-        ours.push_back(drive(sys, ours_send, total, in_flight, ids));
-        raw.push_back(drive(sys, raw_send, total, in_flight, raw_make));
-      } else {
-        raw.push_back(drive(sys, raw_send, total, in_flight, raw_make));
-        ours.push_back(drive(sys, ours_send, total, in_flight, ids));
-      }
+    // One comparison: ours and both raw peers, medians per side.
+    struct row {
+      const char* what;
+      const sender* ours;
+      const sender* raw;
+      const sender* bare;
+      size_t total, in_flight;
+      std::vector<double> r_ours{}, r_raw{}, r_bare{};
     };
-    for (int r = 0; r < rounds; ++r) {
-      pair(r, a_ours, a_raw, local_entry, plain_entry, 200000, 100, plain_msg);
-      pair(r, a1_ours, a1_raw, local_entry, plain_entry, 20000, 1, plain_msg);
-      pair(r, b_ours, b_raw, remote_entry, remote_plain_entry, 100000, 100, plain_msg);
-      pair(r, b1_ours, b1_raw, remote_entry, remote_plain_entry, 5000, 1, plain_msg);
-    }
+    std::vector<row> rows{
+        {"(a) same node, 100 in flight", &local_entry, &plain_entry, &plain_bare, 200000, 100},
+        {"(a) same node, 1 in flight", &local_entry, &plain_entry, &plain_bare, 20000, 1},
+        {"(b) other node, 100 in flight", &remote_entry, &remote_plain_entry, &remote_plain_bare,
+         100000, 100},
+        {"(b) other node, 1 in flight", &remote_entry, &remote_plain_entry, &remote_plain_bare,
+         5000, 1},
+    };
+    // The sides take turns going first across rounds: whatever one run leaves behind (the actor
+    // clock's pending request timeouts, warm caches) must not always fall on the same side.
+    for (int r = 0; r < rounds; ++r)
+      for (auto& x : rows)
+        for (int k = 0; k < 3; ++k) switch ((k + r) % 3) {
+            case 0:
+              x.r_ours.push_back(drive(sys, *x.ours, x.total, x.in_flight, ids));
+              break;
+            case 1:
+              x.r_raw.push_back(drive(sys, *x.raw, x.total, x.in_flight, plain_msg));
+              break;
+            default:
+              x.r_bare.push_back(drive(sys, *x.bare, x.total, x.in_flight, plain_msg));
+          }
     std::printf(
-        "runtime: medians of %d rounds                          chorus      raw CAF    ratio\n",
+        "runtime: medians of %d rounds   chorus  raw CAF (30 s timeout)  ratio  raw CAF (none)  "
+        "ratio\n",
         rounds);
-    print_row("(a) same node, 100 in flight", median(a_ours), median(a_raw), "req/s");
-    print_row("(a) same node, 1 in flight", median(a1_ours), median(a1_raw), "req/s");
-    print_row("(b) other node, 100 in flight", median(b_ours), median(b_raw), "req/s");
-    print_row("(b) other node, 1 in flight", median(b1_ours), median(b1_raw), "req/s");
+    for (const auto& x : rows) {
+      auto ours = median(x.r_ours), raw = median(x.r_raw), bare = median(x.r_bare);
+      std::printf("  %-32s %9.0f %13.0f %14.2f %12.0f %8.2f  req/s\n", x.what, ours, raw,
+                  raw > 0 ? ours / raw : 0.0, bare, bare > 0 ? ours / bare : 0.0);
+    }
 
     // (c) cold activation: the first message to each new id, one at a time, vs the same ids warm.
     std::vector<double> cold, warm;

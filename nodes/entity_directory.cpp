@@ -28,6 +28,11 @@ int64_t activation_cell::answered(int64_t now_ns) {
     if (++head_ == sent_.size()) {
       sent_.clear();
       head_ = 0;
+    } else if (head_ >= 64 && head_ * 2 >= sent_.size()) {
+      // An entity that is never idle never empties the queue: drop the answered half so that
+      // the vector stays as long as the requests waiting, not as the requests ever made.
+      sent_.erase(sent_.begin(), sent_.begin() + head_);
+      head_ = 0;
     }
   }
   unlock();
@@ -35,21 +40,26 @@ int64_t activation_cell::answered(int64_t now_ns) {
 }
 
 entity_directory::entity_directory(std::string self) : self_(std::move(self)) {
-  lists_.push_back(std::make_unique<const std::vector<std::string>>());
+  lists_.push_back(std::make_unique<const candidate_list>());
   candidates_.store(lists_.back().get());
 }
 
-void entity_directory::set_candidates(std::vector<std::string> sorted) {
+void entity_directory::set_candidates(std::vector<std::string> sorted,
+                                      std::vector<envelope_handler> registries) {
+  registries.resize(sorted.size());
   std::lock_guard guard{lists_mutex_};
-  lists_.push_back(std::make_unique<const std::vector<std::string>>(std::move(sorted)));
+  lists_.push_back(std::make_unique<const candidate_list>(
+      candidate_list{std::move(sorted), std::move(registries)}));
   candidates_.store(lists_.back().get(), std::memory_order_release);
   if (lists_.size() > kept_lists) lists_.pop_front();
 }
 
-bool entity_directory::owns(std::string_view key) const {
-  const auto& candidates = *candidates_.load(std::memory_order_acquire);
-  auto owner = rendezvous_owner(key, candidates);
-  return owner && candidates[*owner] == self_;
+std::optional<entity_directory::owner_ref> entity_directory::owner(std::string_view key) const {
+  const auto& list = *candidates_.load(std::memory_order_acquire);
+  auto i = rendezvous_owner(key, list.names);
+  if (!i) return std::nullopt;
+  if (list.names[*i] == self_) return owner_ref{true, {}};
+  return owner_ref{false, list.registries[*i]};
 }
 
 entity_directory::shard& entity_directory::shard_of(const std::string& key) const {

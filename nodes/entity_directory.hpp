@@ -78,11 +78,25 @@ class entity_directory {
  public:
   explicit entity_directory(std::string self);
 
-  /// The nodes that host entities now (sorted; this node included when it hosts them).
-  void set_candidates(std::vector<std::string> sorted);
+  /// The nodes that host entities now (sorted; this node included when it hosts them) and
+  /// their entity registries, in the same order (this node's own entry is never used).
+  void set_candidates(std::vector<std::string> sorted,
+                      std::vector<envelope_handler> registries = {});
 
-  /// Whether this node owns `key` ("kind/id") under the current candidates.
-  [[nodiscard]] bool owns(std::string_view key) const;
+  /// Where `key` ("kind/id") lives under the current candidates: this node (`local`), or a
+  /// peer whose registry is `registry` (null when the router did not publish it).
+  struct owner_ref {
+    bool local = false;
+    envelope_handler registry;
+  };
+  /// The owner of `key`, or nothing when no node hosts entities.
+  [[nodiscard]] std::optional<owner_ref> owner(std::string_view key) const;
+
+  /// Whether this node owns `key` under the current candidates.
+  [[nodiscard]] bool owns(std::string_view key) const {
+    auto o = owner(key);
+    return o && o->local;
+  }
 
   /// The activation of `key` on this node, or nullptr.
   [[nodiscard]] std::shared_ptr<activation_cell> find(const std::string& key) const;
@@ -105,10 +119,14 @@ class entity_directory {
   // just before a change never sees it freed: lists change once per membership event, and a
   // reader holds its pointer for the length of one rendezvous computation. (std::atomic of a
   // shared_ptr costs a lock and two reference-count updates per read.)
+  struct candidate_list {
+    std::vector<std::string> names;
+    std::vector<envelope_handler> registries;
+  };
   static constexpr size_t kept_lists = 64;
-  std::atomic<const std::vector<std::string>*> candidates_;
+  std::atomic<const candidate_list*> candidates_;
   std::mutex lists_mutex_;
-  std::deque<std::unique_ptr<const std::vector<std::string>>> lists_;
+  std::deque<std::unique_ptr<const candidate_list>> lists_;
   mutable std::array<shard, 64> shards_;
 };
 

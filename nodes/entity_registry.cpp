@@ -52,6 +52,7 @@ struct registry_state {
   std::deque<messages::DeadLetter> dead;  // newest at the front
   // Entities whose stream cannot be read, with the error and until when they are refused.
   std::unordered_map<std::string, std::pair<caf::error, clock_type::time_point>> quarantined;
+  deadline_wheel* wheel = nullptr;
 
   static inline const char* name = "chorus.entity_registry";
 };
@@ -241,7 +242,7 @@ void deliver(self_pointer self, uint64_t ticket) {
         std::max(std::chrono::milliseconds{1}, std::chrono::milliseconds{d.env.deadline_ms} - wall);
   }
   // The delivery keeps the envelope for a redelivery; the entity gets a copy.
-  self->request(cell->handle(), timeout, d.env)
+  request_within<std::string>(self, *st.wheel, cell->handle(), timeout, d.env)
       .then(
           [self, ticket, cell](std::string& reply) {
             self->state.probe->answered(cell->kind(),
@@ -277,8 +278,10 @@ void deliver(self_pointer self, uint64_t ticket) {
 entity_registry_actor::behavior_type registry(self_pointer self, const entity_kinds* kinds,
                                               entity_context ctx, registry_limits limits,
                                               entity_probe* probe, json_log* log,
-                                              std::shared_ptr<entity_directory> dir) {
+                                              std::shared_ptr<entity_directory> dir,
+                                              deadline_wheel* wheel) {
   auto& st = self->state;
+  st.wheel = wheel;
   st.kinds = kinds;
   st.ctx = std::move(ctx);
   st.limits = limits;
@@ -304,6 +307,15 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
       st.probe->failed(cell->kind());
     }
     forget(self, key, *cell);
+  });
+  // The registry stops with its node: so do the activations it spawned. They are not linked to
+  // it (one failing must not take the registry down), so without this they would idle on and
+  // hold the actor system's shutdown until something else ended them.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    for (const auto& [addr, key] : st.keys)
+      if (auto cell = st.dir->find(*key)) self->send_exit(cell->handle(), msg.reason);
+    self->quit(msg.reason);
   });
   self->delayed_send(self, limits.sweep_interval, sweep_atom_v);
   return {
@@ -378,9 +390,10 @@ caf::error overloaded_error(const std::string& key, int64_t age_ns) {
 entity_registry_actor spawn_entity_registry(caf::actor_system& sys, const entity_kinds& kinds,
                                             entity_context ctx, registry_limits limits,
                                             entity_probe& probe, json_log& log,
-                                            std::shared_ptr<entity_directory> dir) {
+                                            std::shared_ptr<entity_directory> dir,
+                                            deadline_wheel& wheel) {
   for (const auto& [kind, factory] : kinds) probe.add_kind(kind);
-  return sys.spawn(registry, &kinds, std::move(ctx), limits, &probe, &log, std::move(dir));
+  return sys.spawn(registry, &kinds, std::move(ctx), limits, &probe, &log, std::move(dir), &wheel);
 }
 
 }  // namespace chorus

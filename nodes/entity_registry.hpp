@@ -13,6 +13,7 @@
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
+#include "nodes/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 
 namespace chorus {
@@ -71,12 +72,14 @@ using entity_registry_actor = envelope_handler::extend<
     /// Internal timer: passivate idle entities.
     caf::reacts_to<sweep_atom>>;
 
-/// `kinds`, `probe` and `log` must outlive the actor system; `dir` is where the activations
-/// are published (its candidates are the router's business).
+/// `kinds`, `probe`, `log` and `wheel` (the deadlines of its requests to entities) must outlive
+/// the actor system; `dir` is where the activations are published (its candidates are the
+/// router's business).
 entity_registry_actor spawn_entity_registry(caf::actor_system& sys, const entity_kinds& kinds,
                                             entity_context ctx, registry_limits limits,
                                             entity_probe& probe, json_log& log,
-                                            std::shared_ptr<entity_directory> dir);
+                                            std::shared_ptr<entity_directory> dir,
+                                            deadline_wheel& wheel);
 
 /// The entity failed while handling this very message (it threw: see `guarded`) and its
 /// activation stopped.

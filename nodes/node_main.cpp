@@ -42,6 +42,7 @@
 #include "messages/audio.pb.h"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/deadline_wheel.hpp"
 #include "nodes/entity_probe.hpp"
 #include "nodes/entity_registry.hpp"
 #include "nodes/live_hub.hpp"
@@ -299,6 +300,8 @@ int main(int argc, char** argv) {
   kinds.emplace(users::username_kind, users::claim_factory(users::username_kind));
   kinds.emplace(users::email_kind, users::claim_factory(users::email_kind));
 
+  // Request deadlines of the entity runtime (instead of CAF's actor clock): outlives the system.
+  deadline_wheel deadlines;
   caf::actor_system system{caf_cfg};
 
   // Entity nodes bring every database's schema up to date at start, in the background and
@@ -485,11 +488,12 @@ int main(int argc, char** argv) {
   limits.max_queue_age = cfg.entities.max_queue_age;
   auto directory = std::make_shared<entity_directory>(self->name.str());
   auto entity_registry =
-      spawn_entity_registry(system, kinds, ctx, limits, entities, log, directory);
-  auto router = spawn_router(system, *self, entity_registry, directory);
+      spawn_entity_registry(system, kinds, ctx, limits, entities, log, directory, deadlines);
+  auto router = spawn_router(system, *self, entity_registry, directory, deadlines);
   *router_slot = caf::actor_cast<envelope_handler>(router);
   // The edge asks entities through this: straight to a local activation when there is one.
-  entity_router gateway{directory, router, entity_registry, &entities, limits.max_queue_age};
+  entity_router gateway{directory, router, entity_registry, &entities, limits.max_queue_age,
+                        deadlines};
   // Due reminders go through the router, so they reach each entity's current owner.
   for (const auto& reminder : reminders)
     caf::anon_send(reminder, begin_atom_v, caf::actor_cast<envelope_handler>(router));

@@ -48,12 +48,18 @@ struct router_state {
   uint64_t next_ticket = 0;
   std::shared_ptr<entity_directory> dir;  // told the candidates, for entity_router
 
+  deadline_wheel* wheel = nullptr;
+
   void rebuild() {
     candidates.clear();
     if (self_hosts) candidates.push_back(self_name);
     for (const auto& [name, handle] : peers) candidates.push_back(name);
     std::sort(candidates.begin(), candidates.end());
-    if (dir) dir->set_candidates(candidates);
+    if (!dir) return;
+    std::vector<envelope_handler> registries;
+    for (const auto& name : candidates)
+      registries.push_back(name == self_name ? local : peers.at(name));
+    dir->set_candidates(candidates, std::move(registries));
   }
 
   /// The owner's registry and name, or nothing when no node hosts entities.
@@ -104,7 +110,8 @@ void attempt(self_pointer self, uint64_t ticket) {
   }
   p.node = owner->first;
   auto n = ++p.attempt;
-  self->request(owner->second, std::chrono::milliseconds{left}, p.env)
+  request_within<std::string>(self, *st.wheel, owner->second, std::chrono::milliseconds{left},
+                              p.env)
       .then(
           [self, ticket, n](std::string& reply) {
             auto it = self->state.pending.find(ticket);
@@ -125,8 +132,9 @@ void attempt(self_pointer self, uint64_t ticket) {
 }
 
 router_actor::behavior_type router(self_pointer self, const node_spec* me, envelope_handler local,
-                                   std::shared_ptr<entity_directory> dir) {
+                                   std::shared_ptr<entity_directory> dir, deadline_wheel* wheel) {
   auto& st = self->state;
+  st.wheel = wheel;
   st.self_name = me->name.str();
   st.self_hosts = me->has_role(entity_role);
   st.local = std::move(local);
@@ -175,25 +183,26 @@ router_actor::behavior_type router(self_pointer self, const node_spec* me, envel
 }  // namespace
 
 router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
-                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir) {
-  return sys.spawn(router, &self, std::move(local_registry), std::move(dir));
+                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir,
+                          deadline_wheel& wheel) {
+  return sys.spawn(router, &self, std::move(local_registry), std::move(dir), &wheel);
 }
 
 entity_router::entity_router(std::shared_ptr<entity_directory> dir, envelope_handler router,
                              entity_registry_actor registry, entity_probe* probe,
-                             std::chrono::milliseconds max_queue_age)
+                             std::chrono::milliseconds max_queue_age, deadline_wheel& wheel)
     : dir_(std::move(dir)),
-      targets_(
-          std::make_shared<const targets>(targets{std::move(router), std::move(registry), probe})),
+      targets_(std::make_shared<const targets>(
+          targets{std::move(router), std::move(registry), probe, &wheel})),
       max_queue_age_ns_(std::chrono::nanoseconds{max_queue_age}.count()) {}
 
 namespace {
 
 // Forwards a request's outcome to `done`.
 template <class Handle, class... Ts>
-void ask_actor(caf::event_based_actor* self, const Handle& dest, std::chrono::milliseconds timeout,
-               entity_gateway::reply_handler done, Ts&&... xs) {
-  self->request(dest, timeout, std::forward<Ts>(xs)...)
+void ask_actor(caf::event_based_actor* self, deadline_wheel& wheel, const Handle& dest,
+               std::chrono::milliseconds timeout, entity_gateway::reply_handler done, Ts&&... xs) {
+  request_within<std::string>(self, wheel, dest, timeout, std::forward<Ts>(xs)...)
       .then([done](std::string& reply) { done(std::move(reply)); },
             [done](caf::error& err) { done(std::move(err)); });
 }
@@ -207,15 +216,24 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
     timeout = std::clamp(std::chrono::milliseconds{env.deadline_ms - now_ms()},
                          std::chrono::milliseconds{1}, timeout);
   auto key = entity_key(env);
+  auto& wheel = *targets_->wheel;
+  auto owner = dir_->owner(key);
+  if (owner && !owner->local && owner->registry && !env.redeliverable) {
+    // Another node's: what the router actor would do (delegate to that node's registry),
+    // without the hop through it. Redeliverable envelopes need the router, which sends them
+    // again when their owner is lost.
+    ask_actor(self, wheel, owner->registry, timeout, std::move(done), std::move(env));
+    return;
+  }
   std::shared_ptr<activation_cell> cell;
   // A caller that gives up before max-queue-age cannot tell the cell when the entity really
   // got to its request (a timed-out request still sits in the mailbox), so the bounded-mailbox
   // bookkeeping would drift: such short requests take the router's path, whose registry waits
   // for the entity by the envelope's deadline.
-  if (std::chrono::nanoseconds{timeout}.count() >= max_queue_age_ns_ && dir_->owns(key))
+  if (std::chrono::nanoseconds{timeout}.count() >= max_queue_age_ns_ && owner && owner->local)
     cell = dir_->find(key);
   if (!cell) {
-    ask_actor(self, targets_->router, timeout, std::move(done), std::move(env));
+    ask_actor(self, wheel, targets_->router, timeout, std::move(done), std::move(env));
     return;
   }
   auto sent = steady_ns_now();
@@ -236,7 +254,7 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
   };
   auto call = std::make_shared<direct_call>(
       direct_call{std::move(cell), targets_, std::move(done), std::move(env), sent, timeout});
-  self->request(call->cell->handle(), timeout, call->env)
+  request_within<std::string>(self, wheel, call->cell->handle(), timeout, call->env)
       .then(
           [call](std::string& reply) {
             call->to->probe->answered(
@@ -255,12 +273,13 @@ void entity_router::ask(caf::event_based_actor* self, entity_envelope env,
             if (bounced(err)) {
               // The activation stopped (passivated, evicted, or failed on the message ahead):
               // the router's path activates it again.
-              ask_actor(self, call->to->router, left, std::move(call->done), std::move(call->env));
+              ask_actor(self, *call->to->wheel, call->to->router, left, std::move(call->done),
+                        std::move(call->env));
               return;
             }
             if (failed_on_it(err)) {
-              ask_actor(self, call->to->registry, left, std::move(call->done), redeliver_atom_v,
-                        std::move(call->env), uint32_t{1}, error_detail(err));
+              ask_actor(self, *call->to->wheel, call->to->registry, left, std::move(call->done),
+                        redeliver_atom_v, std::move(call->env), uint32_t{1}, error_detail(err));
               return;
             }
             call->done(std::move(err));

@@ -11,6 +11,7 @@
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
 #include "nodes/cluster_config.hpp"
+#include "nodes/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 #include "nodes/entity_registry.hpp"
 
@@ -35,10 +36,12 @@ using router_actor = envelope_handler::extend<
     /// Internal timer: try to route the held envelope with this ticket again.
     caf::reacts_to<retry_atom, uint64_t>>;
 
-/// `self` must outlive the actor system. The router publishes its candidates (the live nodes
-/// that host entities) in `dir`, for entity_router's ownership check.
+/// `self` and `wheel` (the deadlines of its requests) must outlive the actor system. The router
+/// publishes its candidates (the live nodes that host entities) and their registries in `dir`,
+/// for entity_router.
 router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
-                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir);
+                          envelope_handler local_registry, std::shared_ptr<entity_directory> dir,
+                          deadline_wheel& wheel);
 
 /// The calling side of a node's routing, for any actor on the node (the edge's request actors,
 /// sagas, benchmarks). When this node owns the entity and has it active, the request goes
@@ -46,15 +49,18 @@ router_actor spawn_router(caf::actor_system& sys, const node_spec& self,
 /// router actor adds two more (router, registry). The activation's cell records the request
 /// (bounded mailbox, last use); a message the entity fails on is handed to the registry for
 /// redelivery and parking; one that bounces off an activation that just stopped, every
-/// entity that is remote or not active, and a request whose timeout is shorter than
-/// max-queue-age go through the router actor as before. Owned by
-/// main(); thread-safe; must outlive the calls to ask() (answers that arrive later do not
-/// touch it).
+/// entity that is not active, and a request whose timeout is shorter than max-queue-age go
+/// through the router actor as before. An entity another node owns is asked at that node's
+/// registry directly (what the router actor would delegate to), unless the envelope is
+/// redeliverable: the router sends those again when their owner is lost. Deadlines are kept
+/// by a deadline_wheel, not CAF's actor clock. Owned by main(); thread-safe; must outlive the
+/// calls to ask() (answers that arrive later do not touch it).
 class entity_router final : public entity_gateway {
  public:
+  /// `wheel` keeps the deadlines of its requests and must outlive the actor system.
   entity_router(std::shared_ptr<entity_directory> dir, envelope_handler router,
                 entity_registry_actor registry, entity_probe* probe,
-                std::chrono::milliseconds max_queue_age);
+                std::chrono::milliseconds max_queue_age, deadline_wheel& wheel);
 
   void ask(caf::event_based_actor* self, entity_envelope env, std::chrono::milliseconds timeout,
            reply_handler done) const override;
@@ -67,6 +73,7 @@ class entity_router final : public entity_gateway {
     envelope_handler router;
     entity_registry_actor registry;
     entity_probe* probe;
+    deadline_wheel* wheel;
   };
 
   std::shared_ptr<entity_directory> dir_;

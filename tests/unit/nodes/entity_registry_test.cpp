@@ -39,6 +39,7 @@ struct registry_fixture {
   json_log log{"test"};
   entity_kinds kinds{{debug::counter_kind, debug::counter_factory()}};
   test::memory_journal_store store;
+  deadline_wheel deadlines;
   caf::actor_system sys{cfg};
   persistence::journal_actor journal;
   std::shared_ptr<entity_directory> directory = std::make_shared<entity_directory>("t1");
@@ -47,7 +48,7 @@ struct registry_fixture {
   explicit registry_fixture(registry_limits limits) {
     journal = persistence::spawn_journal(sys, store.factory(), {}, nullptr);
     entity_context ctx{"t1", {{debug::counter_domain, journal}}};
-    registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log, directory);
+    registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log, directory, deadlines);
   }
   ~registry_fixture() {
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
@@ -225,9 +226,9 @@ struct routed_fixture : registry_fixture {
   std::unique_ptr<entity_router> gateway;
 
   explicit routed_fixture(registry_limits limits) : registry_fixture(limits) {
-    router = spawn_router(sys, me, registry, directory);
-    gateway =
-        std::make_unique<entity_router>(directory, router, registry, &probe, limits.max_queue_age);
+    router = spawn_router(sys, me, registry, directory, deadlines);
+    gateway = std::make_unique<entity_router>(directory, router, registry, &probe,
+                                              limits.max_queue_age, deadlines);
   }
   ~routed_fixture() { caf::anon_send_exit(router, caf::exit_reason::user_shutdown); }
 
