@@ -350,16 +350,12 @@ int main(int argc, char** argv) {
                 raw, ours / raw);
     std::printf("      (%zu entities through the registry vs %zu plain actors)\n", entities,
                 entities);
-    for (auto& a : plain_actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    for (auto& a : plains) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    plain_actors.clear();
-    for (const auto& a :
-         {caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(local_router),
-          caf::actor_cast<caf::actor>(remote_router), caf::actor_cast<caf::actor>(plain)})
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    // Done. Stopping two million actors one by one is not what is measured and takes minutes
+    // on two cores: end the forked node, then leave without the actor system's orderly shutdown.
+    ::close(stop[1]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    std::fflush(nullptr);
+    std::_Exit(0);
   }
-  ::close(stop[1]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return 0;
 }
