@@ -56,12 +56,14 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     for (const auto& t : topics_) core_->live->unsubscribe(t, this);
     if (opened_) {
       core_->probe.ws_closed(reason_.empty() ? "client" : reason_);
-      // The user's last connection on this node: offline (another node's connection, if any,
-      // sets it back at its next check).
+      // The user's last connection on this node: this node's mark goes, and the watchers hear
+      // what the other nodes' marks leave (online when the user is connected elsewhere).
       if (core_->live->count_user(user_, -1) == 0)
         net::post(core_->workers, [core = core_, user = user_] {
-          if (core->cfg.presence) (void)core->cfg.presence->set_offline(user_id{user});
-          publish_presence(*core, user, "offline");
+          auto left = persistence::presence_status::offline;
+          if (core->cfg.presence)
+            if (auto now = core->cfg.presence->set_offline(user_id{user})) left = *now;
+          publish_presence(*core, user, persistence::to_string(left));
         });
     }
     --core_->connections;
@@ -133,13 +135,21 @@ class ws_session final : public live_client, public std::enable_shared_from_this
   void store_presence(bool announce) {
     auto status = away_ ? std::string{"away"} : std::string{"online"};
     net::post(core_->workers, [core = core_, user = user_, status, announce, ttl = presence_ttl()] {
-      if (core->cfg.presence)
-        (void)core->cfg.presence->set_online(user_id{user},
-                                             status == "away"
-                                                 ? persistence::presence_status::away
-                                                 : persistence::presence_status::online,
-                                             ttl);
-      if (announce) publish_presence(*core, user, status);
+      if (!core->cfg.presence) {
+        if (announce) publish_presence(*core, user, status);
+        return;
+      }
+      auto& presence = *core->cfg.presence;
+      auto stored = presence.set_online(user_id{user},
+                                        status == "away" ? persistence::presence_status::away
+                                                         : persistence::presence_status::online,
+                                        ttl);
+      if (!announce) return;
+      // What watchers hear is the user's status over every node: away here is still online
+      // when another node holds an active connection.
+      auto now = stored ? presence.get(user_id{user})
+                        : caf::expected<persistence::presence_status>{std::move(stored)};
+      publish_presence(*core, user, now ? persistence::to_string(*now) : status);
     });
   }
 

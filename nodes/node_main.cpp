@@ -548,7 +548,7 @@ int main(int argc, char** argv) {
   edge_cfg.limiter = limiter;
   // Who is online: WebSocket connections mark it, room member lists show it.
   auto presence = std::make_shared<persistence::presence_store>(
-      redis_for(2), "chorus:presence:" + cfg.cluster_name + ":");
+      redis_for(2), self->name.str(), "chorus:presence:" + cfg.cluster_name + ":");
   edge_cfg.presence = presence;
   // Notifications: from the pending queues to the users' notification entities, and out
   // over email and the providers' webhooks; on every entity node (rows are leased).

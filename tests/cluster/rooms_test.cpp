@@ -282,7 +282,8 @@ TEST_CASE(
 
 TEST_CASE(
     "rooms: members on every node hear messages, edits and typing live, a reconnecting client "
-    "catches up by sequence number and misses nothing, and a banned member stops hearing") {
+    "catches up by sequence number and misses nothing, a banned member stops hearing, and a "
+    "member connected on two nodes stays online until both connections close") {
   test::test_cluster c{3};
   c.start_all();
   REQUIRE(c.converged(60s));
@@ -340,13 +341,14 @@ TEST_CASE(
   auto info = parse_json<messages::RoomInfo>(
       test::call_as(c.at(1).http_port, "GET", "/v1/rooms/" + room, bob));
   CHECK(info->unread() == 7);
-  ws_client back{c.at(0).http_port, "/v1/ws", bob.token};
-  back.send(subscribe(topic));
-  CHECK(field(back.next(), "type") == "subscribed");
+  std::optional<ws_client> back;
+  back.emplace(c.at(0).http_port, "/v1/ws", bob.token);
+  back->send(subscribe(topic));
+  CHECK(field(back->next(), "type") == "subscribed");
   REQUIRE(post(c.at(0).http_port, room, alice, "after return", "a13").status == 201);
   std::set<int64_t> seen;
   for (const auto& m : history(c.at(0).http_port, room, bob, "?after=5")) seen.insert(m.seq());
-  auto live = next_event(back, "message");
+  auto live = next_event(*back, "message");
   seen.insert(std::stoll(field(live, "data.message.seq")));
   CHECK(seen.size() == 8);
   CHECK(*seen.begin() == 6);
@@ -372,7 +374,7 @@ TEST_CASE(
   }
   CHECK(told);
   REQUIRE(post(c.at(0).http_port, room, alice, "without carol", "a14").status == 201);
-  CHECK(field(next_event(back, "message"), "data.message.text") == "without carol");
+  CHECK(field(next_event(*back, "message"), "data.message.text") == "without carol");
   CHECK_FALSE(next_event(carol_ws, "message", 1s));
 
   // Presence: a connected member shows online in the member list.
@@ -381,6 +383,26 @@ TEST_CASE(
   REQUIRE(members);
   for (const auto& m : members->members())
     if (m.user() == bob.id) CHECK(m.presence() == "online");
+
+  // Presence over nodes: Bob connects on n2 too. When his n1 connection closes he is still
+  // online, and a watcher on n3 hears so; when the n2 one closes, he is offline.
+  ws_client watcher{c.at(2).http_port, "/v1/ws", alice.token};
+  watcher.send(subscribe("presence/" + bob.id));
+  CHECK(field(watcher.next(), "type") == "subscribed");
+  std::optional<ws_client> bob_n2;
+  bob_n2.emplace(c.at(1).http_port, "/v1/ws", bob.token);
+  REQUIRE(bob_n2->status() == 101);
+  // Bob's first connection on n2 announces him once n2's mark is stored.
+  CHECK(field(next_event(watcher, "presence"), "data.status") == "online");
+  back.reset();
+  CHECK(field(next_event(watcher, "presence"), "data.status") == "online");
+  members = parse_json<messages::RoomMemberPage>(
+      test::call_as(c.at(0).http_port, "GET", "/v1/rooms/" + room + "/members", alice));
+  REQUIRE(members);
+  for (const auto& m : members->members())
+    if (m.user() == bob.id) CHECK(m.presence() == "online");
+  bob_n2.reset();
+  CHECK(field(next_event(watcher, "presence"), "data.status") == "offline");
 }
 
 TEST_CASE(

@@ -322,7 +322,7 @@ TEST_CASE("presence in Redis tells online, away and offline, and a status expire
   auto redis = connect();
   auto p = fresh_prefix("presence");
   cleanup done{redis, p};
-  presence_store presence{redis, p};
+  presence_store presence{redis, "n1", p};
   user_id ann{"ann"}, bob{"bob"}, cid{"cid"};
   REQUIRE_FALSE(presence.set_online(ann, presence_status::online, 30s));
   REQUIRE_FALSE(presence.set_online(bob, presence_status::away, 30s));
@@ -333,7 +333,9 @@ TEST_CASE("presence in Redis tells online, away and offline, and a status expire
   REQUIRE(many);
   CHECK(*many ==
         std::vector{presence_status::online, presence_status::away, presence_status::offline});
-  REQUIRE_FALSE(presence.set_offline(bob));
+  auto left = presence.set_offline(bob);
+  REQUIRE(left);
+  CHECK(*left == presence_status::offline);
   CHECK(*presence.get(bob) == presence_status::offline);
   CHECK(presence.get_many({})->empty());
 
@@ -342,6 +344,38 @@ TEST_CASE("presence in Redis tells online, away and offline, and a status expire
   CHECK(test::eventually(3s, [&] {
     auto s = presence.get(cid);
     return s && *s == presence_status::offline;
+  }));
+}
+
+TEST_CASE(
+    "presence over two nodes: online while either holds a connection, away only when both are "
+    "away, and a node that vanished stops counting when its mark expires") {
+  auto redis = connect();
+  auto p = fresh_prefix("presence2");
+  cleanup done{redis, p};
+  presence_store n1{redis, "n1", p}, n2{redis, "n2", p};
+  user_id ann{"ann"};
+  REQUIRE_FALSE(n1.set_online(ann, presence_status::online, 30s));
+  REQUIRE_FALSE(n2.set_online(ann, presence_status::away, 30s));
+  CHECK(*n2.get(ann) == presence_status::online);
+  // n1's last connection closes: n2 still holds one, an away one.
+  auto left = n1.set_offline(ann);
+  REQUIRE(left);
+  CHECK(*left == presence_status::away);
+  CHECK(*n1.get(ann) == presence_status::away);
+  REQUIRE_FALSE(n2.set_online(ann, presence_status::online, 30s));
+  CHECK(*n1.get(ann) == presence_status::online);
+  left = n2.set_offline(ann);
+  REQUIRE(left);
+  CHECK(*left == presence_status::offline);
+
+  // n1 marks ann for a short while and is never heard of again; n2's mark stays.
+  REQUIRE_FALSE(n1.set_online(ann, presence_status::online, 200ms));
+  REQUIRE_FALSE(n2.set_online(ann, presence_status::away, 30s));
+  CHECK(*n2.get(ann) == presence_status::online);
+  CHECK(test::eventually(3s, [&] {
+    auto s = n2.get(ann);
+    return s && *s == presence_status::away;
   }));
 }
 
