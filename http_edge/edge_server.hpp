@@ -79,7 +79,7 @@ struct edge_config {
   size_t ws_max_queued_bytes = 1024 * 1024;
   /// WebSocket: how often the session behind a connection is checked again (a logout or an
   /// expiry ends the connection).
-  std::chrono::milliseconds ws_session_check{60000};
+  std::chrono::milliseconds ws_session_check{45000};
   /// WebSocket: topics one connection may hold.
   size_t ws_max_topics = 64;
   /// WebSocket: the largest message a client may send.

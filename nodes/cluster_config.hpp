@@ -97,7 +97,7 @@ struct edge_spec {
   std::chrono::milliseconds ws_idle_timeout{std::chrono::seconds{60}};
   /// WebSocket: how often the session behind a connection is checked again; a logged-out or
   /// expired session ends the connection.
-  std::chrono::milliseconds ws_session_check{std::chrono::seconds{60}};
+  std::chrono::milliseconds ws_session_check{std::chrono::seconds{45}};
   /// WebSocket: events waiting for a client that does not read, beyond which it is dropped.
   size_t ws_max_queued_bytes = 1024 * 1024;
 };

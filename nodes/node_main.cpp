@@ -251,11 +251,6 @@ int main(int argc, char** argv) {
     caf_cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds{500}});
   if (caf::get_if(&caf_cfg.content, "middleman.connection-timeout") == nullptr)
     caf_cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds{2}});
-  // An idle CAF worker polls 500 times with 50 us sleeps (25 ms of wake-ups) before it waits on
-  // the condition variable that outside work wakes; with work arriving every few milliseconds
-  // that polling was a third of the nodes' CPU in the chat benchmark. Keep it short.
-  if (caf::get_if(&caf_cfg.content, "work-stealing.moderate-poll-attempts") == nullptr)
-    caf_cfg.set("work-stealing.moderate-poll-attempts", size_t{10});
 
   // Block the signals we wait for before any thread starts, so every thread inherits the mask
   // and only sigwait below receives them.
