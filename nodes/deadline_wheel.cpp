@@ -11,6 +11,8 @@ deadline_wheel::deadline_wheel(std::chrono::milliseconds tick)
     : tick_ns_(std::max<int64_t>(1, std::chrono::nanoseconds{tick}.count())),
       epoch_(std::chrono::steady_clock::now()) {
   swept_ = tick_now();
+  // Nothing due up to now can wait for a sweep: those ticks are never swept again this turn.
+  for (auto& s : slots_) s.swept_tick = swept_;
   sweeper_ = std::thread{[this] { run(); }};
 }
 
@@ -28,16 +30,28 @@ int64_t deadline_wheel::tick_now() const {
 }
 
 uint64_t deadline_wheel::arm(caf::actor_control_block* caller, caf::message_id response_id,
-                             std::chrono::milliseconds timeout) {
-  // Due at the first tick that starts at or after the deadline: never early.
-  auto due = ((std::chrono::steady_clock::now() - epoch_).count() +
-              std::chrono::nanoseconds{timeout}.count() + tick_ns_ - 1) /
-             tick_ns_;
+                             std::chrono::milliseconds timeout,
+                             std::chrono::steady_clock::time_point sent) {
+  // Due at the first tick that starts at or after the deadline: never early. (A deadline before
+  // the wheel's epoch is negative: already swept, so it fires below.)
+  auto at =
+      std::chrono::nanoseconds{sent - epoch_}.count() + std::chrono::nanoseconds{timeout}.count();
+  auto due = at >= 0 ? (at + tick_ns_ - 1) / tick_ns_ : -1;
   auto index = static_cast<size_t>(due) & (slot_count - 1);
   auto ticket = (next_id_.fetch_add(1, std::memory_order_relaxed) << 10) | index;
   auto& s = slots_[index];
-  std::lock_guard guard{s.mutex};
-  s.entries.emplace(ticket, entry{due, caf::weak_actor_ptr{caller}, response_id});
+  {
+    std::lock_guard guard{s.mutex};
+    if (due > s.swept_tick) {
+      s.entries.emplace(ticket, entry{due, caf::weak_actor_ptr{caller}, response_id});
+      return ticket;
+    }
+  }
+  // The sweep of its tick has passed (a zero timeout, or this thread stalled): stored, it would
+  // wait a whole turn. Due now: the caller is running (it is arming), so the timeout waits in
+  // its mailbox behind the handler that sets up the response.
+  caller->enqueue(nullptr, response_id,
+                  caf::make_message(caf::make_error(caf::sec::request_timeout)), nullptr);
   return ticket;
 }
 
@@ -64,6 +78,7 @@ void deadline_wheel::sweep_until(int64_t tick) {
   for (auto t = from; t <= tick; ++t) {
     auto& s = slots_[static_cast<size_t>(t) & (slot_count - 1)];
     std::lock_guard guard{s.mutex};
+    s.swept_tick = t;
     for (auto i = s.entries.begin(); i != s.entries.end();) {
       if (i->second.due_tick <= tick) {
         due.push_back(std::move(i->second));

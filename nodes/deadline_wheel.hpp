@@ -38,7 +38,14 @@ class deadline_wheel {
   /// After `timeout`, unless disarmed first, `caller` receives sec::request_timeout as the
   /// response with id `response_id`. Returns the ticket to disarm it with.
   uint64_t arm(caf::actor_control_block* caller, caf::message_id response_id,
-               std::chrono::milliseconds timeout);
+               std::chrono::milliseconds timeout) {
+    return arm(caller, response_id, timeout, std::chrono::steady_clock::now());
+  }
+
+  /// The same for a request sent at `sent`: a deadline already past when it is armed (the
+  /// arming thread stalled) fires at once rather than waiting for its slot's next turn.
+  uint64_t arm(caf::actor_control_block* caller, caf::message_id response_id,
+               std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point sent);
 
   /// The request was answered (or failed): forget its deadline. A ticket that already fired is
   /// ignored.
@@ -58,6 +65,9 @@ class deadline_wheel {
   struct slot {
     mutable std::mutex mutex;
     std::unordered_map<uint64_t, entry> entries;
+    /// The last tick whose sweep visited this slot: a deadline due at or before it, armed after
+    /// that visit (its thread stalled between reading the clock and locking), is already late.
+    int64_t swept_tick = 0;
   };
   static constexpr size_t slot_count = 1024;  // a power of two: tickets carry the index
 

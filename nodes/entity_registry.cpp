@@ -312,6 +312,7 @@ entity_registry_actor::behavior_type registry(self_pointer self, const entity_ki
   // it (one failing must not take the registry down), so without this they would idle on and
   // hold the actor system's shutdown until something else ended them.
   self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (!msg.reason) return;  // a linked actor that ended normally: nothing to do (CAF's default)
     auto& st = self->state;
     for (const auto& [addr, key] : st.keys)
       if (auto cell = st.dir->find(*key)) self->send_exit(cell->handle(), msg.reason);

@@ -116,3 +116,35 @@ TEST_CASE("deadlines longer than a turn of the wheel fire at their own time") {
   CHECK(out.after >= 1300ms);
   CHECK(wheel.pending() == 0);
 }
+
+TEST_CASE("a deadline already past when it is armed fires at once, not a turn of the wheel later") {
+  // As if the arming thread stalled for 2 s between sending and arming: the slot of the
+  // deadline's tick was swept meanwhile, and its next visit is a whole turn (~10 s) away.
+  deadline_wheel wheel;
+  node_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto kept = std::make_shared<std::vector<caf::response_promise>>();
+  auto hung = sys.spawn(silent, kept);
+  auto done = std::make_shared<std::promise<outcome>>();
+  auto result = done->get_future();
+  sys.spawn(
+      [&wheel, hung](caf::event_based_actor* self, std::shared_ptr<std::promise<outcome>> d) {
+        auto start = steady::now();
+        auto h = self->request(hung, caf::infinite, std::string{"ping"});
+        auto ticket = wheel.arm(self->ctrl(), h.id(), 100ms, start - 2s);
+        timed_request<std::string, decltype(h)>{std::move(h), &wheel, ticket}.then(
+            [d, start](std::string& answer) {
+              d->set_value(outcome{std::move(answer), steady::now() - start});
+            },
+            [d, start](caf::error& err) {
+              d->set_value(outcome{std::move(err), steady::now() - start});
+            });
+      },
+      done);
+  auto out = result.get();
+  REQUIRE_FALSE(out.value);
+  CHECK(out.value.error() == caf::sec::request_timeout);
+  CHECK(out.after < 1s);
+  CHECK(wheel.pending() == 0);
+  caf::anon_send_exit(hung, caf::exit_reason::user_shutdown);
+}
