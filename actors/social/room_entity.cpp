@@ -33,6 +33,13 @@ constexpr int max_reports = 1000;
 constexpr int64_t max_mute_s = 30LL * 24 * 3600;
 constexpr int max_slow_mode_s = 3600;
 
+/// Why a message that left the room's tail cannot be `what`.
+std::string too_old(const char* what) {
+  return std::string{"only the room's newest messages (up to "} +
+         std::to_string(room_tail_messages) + ", " + std::to_string(room_tail_bytes >> 20) +
+         " MiB of them) can be " + what;
+}
+
 std::string client_key(const std::string& author, const std::string& client_id) {
   return author + "\n" + client_id;
 }
@@ -59,6 +66,7 @@ struct room_model {
   int64_t last_seq = 0;
   int32_t slow_mode_s = 0;
   std::deque<messages::ChatMessage> tail;
+  size_t tail_bytes = 0;  ///< the tail's serialized size
   std::map<std::string, int64_t> client_keys;
   std::deque<std::string> client_key_order;  ///< oldest first, for eviction
   std::deque<messages::MessageReport> reports;
@@ -88,6 +96,25 @@ struct room_model {
     return m.seq() == seq ? &m : nullptr;
   }
 
+  /// Drops the oldest messages of the tail beyond its count or byte limit (the newest stays).
+  void trim_tail() {
+    while (tail.size() > static_cast<size_t>(room_tail_messages) ||
+           (tail_bytes > room_tail_bytes && tail.size() > 1)) {
+      tail_bytes -= tail.front().ByteSizeLong();
+      tail.pop_front();
+    }
+  }
+
+  /// Changes the held message `seq` with `change`, keeping the tail's size right.
+  template <class Change>
+  void change_held(int64_t seq, Change change) {
+    if (auto* m = held(seq)) {
+      tail_bytes -= m->ByteSizeLong();
+      change(*m);
+      tail_bytes += m->ByteSizeLong();
+    }
+  }
+
   void remember_key(const std::string& key, int64_t seq) {
     if (client_keys.emplace(key, seq).second) client_key_order.push_back(key);
     while (client_key_order.size() > max_client_keys) {
@@ -110,6 +137,9 @@ struct room_model {
     last_seq = s.last_seq();
     slow_mode_s = s.slow_mode_s();
     tail = {s.tail().begin(), s.tail().end()};
+    tail_bytes = 0;
+    for (const auto& m : tail) tail_bytes += m.ByteSizeLong();
+    trim_tail();
     // Map order is not the order of arrival: evicting by seq keeps the newest keys.
     std::vector<std::pair<int64_t, std::string>> keys;
     for (const auto& [k, seq] : s.client_keys()) keys.emplace_back(seq, k);
@@ -130,8 +160,9 @@ struct room_model {
       m.set_reply_to(ev.reply_to());
       m.set_track(ev.track());
       m.set_created_at(rfc3339(ev.at_ms()));
+      tail_bytes += m.ByteSizeLong();
       tail.push_back(std::move(m));
-      while (tail.size() > static_cast<size_t>(room_tail_messages)) tail.pop_front();
+      trim_tail();
       last_seq = ev.seq();
       if (!ev.client_id().empty()) remember_key(client_key(ev.author(), ev.client_id()), ev.seq());
       if (auto it = members.find(ev.author()); it != members.end()) {
@@ -146,17 +177,18 @@ struct room_model {
       return true;
     }
     if (messages::ChatEdited ev; parse_as(type, payload, ev)) {
-      if (auto* m = held(ev.seq())) {
-        m->set_text(ev.text());
-        m->set_edited_at(rfc3339(ev.at_ms()));
-      }
+      change_held(ev.seq(), [&ev](messages::ChatMessage& m) {
+        m.set_text(ev.text());
+        m.set_edited_at(rfc3339(ev.at_ms()));
+      });
+      trim_tail();  // an edit may make the tail longer than its limit
       return true;
     }
     if (messages::ChatDeleted ev; parse_as(type, payload, ev)) {
-      if (auto* m = held(ev.seq())) {
-        m->set_text("");
-        m->set_deleted(true);
-      }
+      change_held(ev.seq(), [](messages::ChatMessage& m) {
+        m.set_text("");
+        m.set_deleted(true);
+      });
       return true;
     }
     if (messages::RoomCreated ev; parse_as(type, payload, ev)) {
@@ -651,10 +683,7 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
             if (cmd.seq() < 1 || cmd.seq() > m.last_seq)
               return make_error(domain_errc::not_found, "no such message");
             auto* held = m.held(cmd.seq());
-            if (held == nullptr)
-              return make_error(domain_errc::conflict, "only the newest " +
-                                                           std::to_string(room_tail_messages) +
-                                                           " messages can be edited");
+            if (held == nullptr) return make_error(domain_errc::conflict, too_old("edited"));
             if (held->author() != cmd.by())
               return make_error(domain_errc::forbidden, "only its author may edit a message");
             if (held->deleted()) return make_error(domain_errc::not_found, "message deleted");
@@ -687,9 +716,7 @@ envelope_handler::behavior_type room(room_self self, std::string id, entity_cont
             auto* held = m.held(cmd.seq());
             bool moderator = is_moderator(m.role_of(cmd.by()));
             if (held == nullptr && !moderator)
-              return make_error(domain_errc::conflict,
-                                "only the newest " + std::to_string(room_tail_messages) +
-                                    " messages can be deleted by their author");
+              return make_error(domain_errc::conflict, too_old("deleted by their author"));
             if (held != nullptr && held->author() != cmd.by() && !moderator)
               return make_error(domain_errc::forbidden,
                                 "only its author or a moderator may delete a message");

@@ -21,8 +21,11 @@ inline constexpr int max_room_members = 20000;
 inline constexpr int max_initial_members = 50;  ///< ids in one RoomCreate
 inline constexpr int max_history_page = 100;
 /// Messages a room keeps in memory (with edits and deletes applied): history pages and
-/// catch-ups within them are answered by the room itself, older ones by the read model.
+/// catch-ups within them are answered by the room itself, older ones by the read model. At most
+/// this many, and at most `room_tail_bytes` of them (serialized): 256 messages of 4,000
+/// four-byte characters would be 4 MiB per room.
 inline constexpr int room_tail_messages = 256;
+inline constexpr size_t room_tail_bytes = 1 << 20;
 /// How long a typing indicator lasts unless repeated.
 inline constexpr int64_t typing_ttl_ms = 6000;
 

@@ -475,6 +475,27 @@ TEST_CASE(
   REQUIRE_MESSAGE(after.status == 201, after.body);
   CHECK(parse_json<messages::ChatMessage>(after)->seq() == static_cast<int64_t>(acked.size() + 1));
   CHECK(all_history(c.at(0).http_port, room, owner).size() == acked.size() + 1);
+
+  // A room keeps at most 1 MiB of its newest messages in memory: after 80 messages of 4,000
+  // four-byte characters (16 KB each) the first of them has left it, so its author can no
+  // longer edit it, while the newest can be.
+  std::string big;
+  for (int i = 0; i < 4000; ++i) big += "\xF0\x9F\x8E\xB5";  // U+1F3B5, a musical note
+  std::vector<int64_t> seqs;
+  for (int k = 0; k < 80; ++k) {
+    auto r = post(c.at(0).http_port, room, owner, big, "big" + std::to_string(k));
+    REQUIRE_MESSAGE(r.status == 201, r.body);
+    seqs.push_back(parse_json<messages::ChatMessage>(r)->seq());
+  }
+  auto edit = [&](int64_t seq) {
+    return test::call_as(c.at(1).http_port, "PATCH",
+                         "/v1/rooms/" + room + "/messages/" + std::to_string(seq), owner,
+                         R"({"text":"edited"})");
+  };
+  auto too_old = edit(seqs.front());
+  CHECK(too_old.status == 409);
+  CHECK(too_old.body.find("newest messages") != std::string::npos);
+  CHECK(edit(seqs.back()).status == 200);
 }
 
 TEST_CASE(
