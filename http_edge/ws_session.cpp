@@ -139,17 +139,14 @@ class ws_session final : public live_client, public std::enable_shared_from_this
         if (announce) publish_presence(*core, user, status);
         return;
       }
-      auto& presence = *core->cfg.presence;
-      auto stored = presence.set_online(user_id{user},
-                                        status == "away" ? persistence::presence_status::away
-                                                         : persistence::presence_status::online,
-                                        ttl);
-      if (!announce) return;
       // What watchers hear is the user's status over every node: away here is still online
       // when another node holds an active connection.
-      auto now = stored ? presence.get(user_id{user})
-                        : caf::expected<persistence::presence_status>{std::move(stored)};
-      publish_presence(*core, user, now ? persistence::to_string(*now) : status);
+      auto now =
+          core->cfg.presence->set_online(user_id{user},
+                                         status == "away" ? persistence::presence_status::away
+                                                          : persistence::presence_status::online,
+                                         ttl);
+      if (announce) publish_presence(*core, user, now ? persistence::to_string(*now) : status);
     });
   }
 

@@ -44,8 +44,8 @@ std::string now_lua() {
 }
 
 // KEYS[1] the user's hash; ARGV: node, status, ttl ms. Sets the node's mark, drops expired marks
-// of other nodes, and keeps the hash at least as long as this mark.
-const redis_script mark_script{now_lua() + R"lua(
+// of other nodes, keeps the hash at least as long as this mark, and answers the status now.
+const redis_script mark_script{std::string{status_lua} + now_lua() + R"lua(
 local ttl = tonumber(ARGV[3])
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
@@ -56,7 +56,7 @@ for i = 1, #fields, 2 do
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + ttl))
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
+return status_of(KEYS[1], now)
 )lua"};
 
 // KEYS[1] the user's hash; ARGV[1] the node. Removes the node's mark; answers the status left.
@@ -93,17 +93,15 @@ presence_store::presence_store(std::shared_ptr<redis_client> redis, std::string 
                                std::string prefix)
     : redis_(std::move(redis)), node_(std::move(node)), prefix_(std::move(prefix)) {}
 
-caf::error presence_store::set_online(const user_id& user, presence_status status,
-                                      std::chrono::milliseconds ttl) {
-  if (status == presence_status::offline) {
-    auto left = set_offline(user);
-    return left ? caf::error{} : std::move(left.error());
-  }
+caf::expected<presence_status> presence_store::set_online(const user_id& user,
+                                                          presence_status status,
+                                                          std::chrono::milliseconds ttl) {
+  if (status == presence_status::offline) return set_offline(user);
   ttl = std::max(ttl, std::chrono::milliseconds{1});
   auto r = redis_->eval_script(mark_script, {key_of(user)},
                                {node_, to_string(status), std::to_string(ttl.count())});
   if (!r) return std::move(r.error());
-  return {};
+  return status_of(*r);
 }
 
 caf::expected<presence_status> presence_store::set_offline(const user_id& user) {

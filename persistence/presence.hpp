@@ -44,9 +44,10 @@ class presence_store {
   presence_store(std::shared_ptr<redis_client> redis, std::string node,
                  std::string prefix = "chorus:presence:");
 
-  /// Marks `user` online or away on this node for `ttl` (at least 1 ms). `offline` removes this
-  /// node's mark, like `set_offline`.
-  caf::error set_online(const user_id& user, presence_status status, std::chrono::milliseconds ttl);
+  /// Marks `user` online or away on this node for `ttl` (at least 1 ms) and answers the user's
+  /// status now, over every node's mark. `offline` removes this node's mark, like `set_offline`.
+  caf::expected<presence_status> set_online(const user_id& user, presence_status status,
+                                            std::chrono::milliseconds ttl);
 
   /// Removes this node's mark (its last connection of the user closed) and answers the user's
   /// status now, from the other nodes' marks.
