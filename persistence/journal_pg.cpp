@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -108,12 +109,21 @@ int migrate(pqxx::connection& conn) {
   return applied;
 }
 
-// One statement appends a whole batch. A row is inserted only when its append's expected
-// version is the stream's latest committed version (the event at `expected` exists and the one
-// after it does not); the primary key settles races with writers that commit meanwhile
-// (ON CONFLICT waits for them). Rows go in (stream, version) order in every batch, so two
-// batches lock rows in the same order.
-constexpr const char* batch_insert_sql = R"sql(
+// One statement appends a whole batch, in one of two forms (see append_statement). The outbox
+// gets one row per transaction (the relay finds its events by txid).
+//
+// - Fast, in an autocommit statement (no BEGIN and COMMIT round trips): an append's rows are
+//   inserted when the event at its expected version exists (or it starts the stream), and the
+//   primary key refuses any version already taken. So every append of the batch is all or
+//   nothing, and a batch with a stale or racing writer in it fails as a whole (unique
+//   violation) and runs again in the settling form.
+// - Settling, in a transaction: an append is taken only when the event at its expected version
+//   exists and the next one does not; ON CONFLICT waits for writers that commit meanwhile and
+//   skips their versions, and the caller undoes an append that landed only in part.
+//
+// Rows go in (stream, version) order in every batch, so two batches lock rows in the same order.
+std::string append_statement(bool settling) {
+  std::string sql = R"sql(
   WITH input AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                          $6::text[])
@@ -122,19 +132,28 @@ constexpr const char* batch_insert_sql = R"sql(
     SELECT i.* FROM input i
     WHERE (i.expected = 0
            OR EXISTS (SELECT 1 FROM events e WHERE e.stream = i.stream AND e.version = i.expected))
+)sql";
+  if (settling)
+    sql += R"sql(
       AND NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.stream = i.stream AND e.version = i.expected + 1)
+)sql";
+  sql += R"sql(
   ), inserted AS (
     INSERT INTO events (stream, version, type, payload, metadata)
     SELECT stream, version, type, decode(payload_hex, 'hex'), metadata::jsonb FROM accepted
     ORDER BY stream, version
-    ON CONFLICT (stream, version) DO NOTHING
+)sql";
+  if (settling) sql += "    ON CONFLICT (stream, version) DO NOTHING\n";
+  sql += R"sql(
     RETURNING global_position, stream, version
   ), queued AS (
-    INSERT INTO outbox (global_position) SELECT global_position FROM inserted
+    INSERT INTO outbox (txid) SELECT pg_current_xact_id() WHERE EXISTS (SELECT 1 FROM inserted)
   )
   SELECT global_position, stream FROM inserted
 )sql";
+  return sql;
+}
 
 }  // namespace
 
@@ -170,7 +189,8 @@ caf::error journal_pg::connect() {
       migrated_ = true;
     }
     // Prepared once per connection: planning the batch statement costs more than running it.
-    conn->pg.prepare("chorus_append_batch", batch_insert_sql);
+    conn->pg.prepare("chorus_append_fast", append_statement(false));
+    conn->pg.prepare("chorus_append_settling", append_statement(true));
     conn_ = std::move(conn);
     return {};
   });
@@ -214,9 +234,28 @@ caf::expected<std::vector<bool>> journal_pg::append_batch(
       metadata.push_back(e.metadata_json.empty() ? "{}" : e.metadata_json);
     }
   }
-  auto attempt = [&]() -> caf::expected<std::vector<bool>> {
+  // Nothing when the batch must settle a race (append_statement).
+  auto fast = [&]() -> std::optional<std::vector<bool>> {
+    pqxx::nontransaction tx{conn_->pg};
+    pqxx::result rows;
+    try {
+      rows = tx.exec_prepared("chorus_append_fast", text_array(streams), int_array(expected),
+                              int_array(versions), text_array(types), text_array(payloads),
+                              text_array(metadata));
+    } catch (const pqxx::unique_violation&) {
+      return std::nullopt;
+    } catch (const pqxx::transaction_rollback&) {
+      return std::nullopt;
+    }
+    std::vector<size_t> written(batch.size(), 0);
+    for (const auto& row : rows) ++written[index.at(row[1].as<std::string>())];
+    std::vector<bool> out(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) out[i] = written[i] == batch[i].events.size();
+    return out;
+  };
+  auto settle = [&]() -> caf::expected<std::vector<bool>> {
     pqxx::work tx{conn_->pg};
-    auto rows = tx.exec_prepared("chorus_append_batch", text_array(streams), int_array(expected),
+    auto rows = tx.exec_prepared("chorus_append_settling", text_array(streams), int_array(expected),
                                  int_array(versions), text_array(types), text_array(payloads),
                                  text_array(metadata));
     std::vector<size_t> written(batch.size(), 0);
@@ -235,21 +274,24 @@ caf::expected<std::vector<bool>> journal_pg::append_batch(
       if (!out[i]) undo.insert(undo.end(), positions[i].begin(), positions[i].end());
     }
     if (!undo.empty()) {
-      tx.exec_params("DELETE FROM outbox WHERE global_position = ANY($1::bigint[])",
-                     int_array(undo));
       tx.exec_params("DELETE FROM events WHERE global_position = ANY($1::bigint[])",
                      int_array(undo));
+      // The transaction's outbox row goes too when none of its events is left.
+      tx.exec(
+          "DELETE FROM outbox WHERE txid = pg_current_xact_id() "
+          "AND NOT EXISTS (SELECT 1 FROM events WHERE txid = pg_current_xact_id())");
     }
     tx.commit();
     return out;
   };
   return checked(guarded_pg([&]() -> caf::expected<std::vector<bool>> {
     try {
-      return attempt();
+      if (auto out = fast()) return std::move(*out);
+      return settle();
     } catch (const pqxx::transaction_rollback&) {
       // Two batches that waited on each other's rows: PostgreSQL aborted this one (deadlock or
       // serialization failure). Nothing of it was written, so it runs once more.
-      return attempt();
+      return settle();
     }
   }));
 }

@@ -7,11 +7,12 @@
 
 namespace chorus::persistence {
 
-/// The journal on PostgreSQL (tables `events`, `snapshots`, and the `outbox` row written in the
-/// same transaction as its event). One connection; not thread-safe: owned by one thread (a worker
-/// of the journal actor, or a test). Connects lazily, applies pending migrations on its first
-/// connection, and reconnects after a failure, so a PostgreSQL restart needs no restart here.
-/// libpqxx exceptions never leave this class: every failure is an error value.
+/// The journal on PostgreSQL (tables `events`, `snapshots`, and the `outbox` row of each
+/// transaction that appends, written by the same statement as its events). One connection; not
+/// thread-safe: owned by one thread (a worker of the journal actor, or a test). Connects lazily,
+/// applies pending migrations on its first connection, and reconnects after a failure, so a
+/// PostgreSQL restart needs no restart here. libpqxx exceptions never leave this class: every
+/// failure is an error value.
 class journal_pg : public journal {
  public:
   explicit journal_pg(std::string dsn);

@@ -16,19 +16,25 @@ namespace chorus::persistence {
 
 namespace {
 
-// Unpublished outbox rows below the high-water mark, in feed order. An event whose transaction
-// is older than every running transaction is final (committed, or rolled back and invisible),
-// and every event that becomes visible later has a txid at least that oldest running one: so
-// reading in (txid, global_position) order never passes over an event that commits late.
+// The events of the oldest unpublished outbox rows (one per transaction) below the high-water
+// mark, in feed order. A transaction older than every running transaction is final (committed,
+// or rolled back and invisible), and every event that becomes visible later has a txid at least
+// that oldest running one: so reading in (txid, global_position) order never passes over an
+// event that commits late. A row whose events are gone (none is expected) comes with nulls, so
+// that it is marked and not read again forever.
 constexpr const char* select_batch_sql = R"sql(
-  SELECT e.txid::text, e.global_position, e.stream, e.version, e.type, e.payload
-  FROM outbox o JOIN events e ON e.global_position = o.global_position
-  WHERE o.published_at IS NULL AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-  ORDER BY e.txid, e.global_position
-  LIMIT $1
+  WITH due AS (
+    SELECT txid FROM outbox
+    WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid
+    LIMIT $1
+  )
+  SELECT due.txid::text, e.global_position, e.stream, e.version, e.type, e.payload
+  FROM due LEFT JOIN events e ON e.txid = due.txid
+  ORDER BY due.txid, e.global_position
 )sql";
 
-std::string int_array(const std::vector<int64_t>& items) {
+std::string uint_array(const std::vector<uint64_t>& items) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ',';
@@ -75,11 +81,16 @@ caf::expected<size_t> outbox_relay::step() {
       if (!leader_) return size_t{0};
     }
     std::vector<feed_event> batch;
+    std::vector<uint64_t> empty;  // outbox rows without events
     {
       pqxx::nontransaction tx{conn_->pg};
       auto rows = tx.exec_params(select_batch_sql, static_cast<int64_t>(cfg_.batch));
       batch.reserve(rows.size());
       for (const auto& row : rows) {
+        if (row[1].is_null()) {
+          empty.push_back(row[0].as<uint64_t>());
+          continue;
+        }
         feed_event e;
         e.at.txid = row[0].as<uint64_t>();
         e.at.position = row[1].as<int64_t>();
@@ -88,29 +99,33 @@ caf::expected<size_t> outbox_relay::step() {
         batch.push_back(std::move(e));
       }
     }
-    // Publish in order and stop at the first failure: what was published is marked, the rest
-    // stays in the outbox for the next step, so the stream keeps feed order with no holes.
-    std::vector<int64_t> done;
+    // Publish in order and stop at the first failure: the transactions whose events were all
+    // published are marked, the rest stays in the outbox for the next step (its events already
+    // published go again: consumers apply an event once), so the stream keeps feed order with
+    // no holes.
+    std::vector<uint64_t> done = empty;
+    size_t sent = 0;
     caf::error failure;
-    for (const auto& e : batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& e = batch[i];
       auto id = xadd(*redis_, cfg_.stream, encode_feed_entry(e), cfg_.maxlen_approx);
       if (!id) {
         failure = id.error();
         break;
       }
-      done.push_back(e.at.position);
+      ++sent;
       ++published_;
+      if (i + 1 == batch.size() || batch[i + 1].at.txid != e.at.txid) done.push_back(e.at.txid);
     }
-    if (!done.empty() && crash_after_publish_.exchange(false)) return done.size();
+    if (sent > 0 && crash_after_publish_.exchange(false)) return sent;
     if (!done.empty()) {
       pqxx::work tx{conn_->pg};
-      tx.exec_params(
-          "UPDATE outbox SET published_at = now() WHERE global_position = ANY($1::bigint[])",
-          int_array(done));
+      tx.exec_params("UPDATE outbox SET published_at = now() WHERE txid = ANY($1::xid8[])",
+                     uint_array(done));
       tx.commit();
     }
     if (failure) return failure;
-    return done.size();
+    return sent;
   });
   if (detail::is_error(result, errc::postgres_unavailable)) {
     // The connection, and with it the lock, may be gone: start over as a standby.

@@ -22,7 +22,7 @@ struct outbox_relay_config {
   std::string dsn;
   /// The Redis stream written (`feed_stream_name(database)`).
   std::string stream;
-  /// Outbox rows read, published and marked per step.
+  /// Outbox rows (one per appending transaction) whose events are published per step.
   size_t batch = 500;
   /// Wait between steps that found nothing to do (or while standby).
   std::chrono::milliseconds poll{100};
@@ -32,9 +32,10 @@ struct outbox_relay_config {
   size_t maxlen_approx = 0;
 };
 
-/// Publishes the outbox of one database to a Redis stream: the unpublished rows below the
-/// high-water mark in feed order (txid, global_position), one XADD each, then marks them
-/// published in PostgreSQL. At least once: a crash between XADD and the mark publishes again.
+/// Publishes the outbox of one database to a Redis stream: the events of the unpublished rows
+/// (one per appending transaction) below the high-water mark in feed order (txid,
+/// global_position), one XADD each, then marks the rows published in PostgreSQL. At least once: a
+/// crash between XADD and the mark publishes again.
 ///
 /// Leadership: only the relay holding the session advisory lock `relay_lock_key` on its own
 /// connection publishes; the others stay standby and try again every step, so one takes over
