@@ -61,6 +61,8 @@ round_result run_ours(const std::string& dsn, int seconds, const std::string& ru
   journal_options options;  // the defaults of cluster.conf unless BENCH_JOURNAL_CONNECTIONS
   if (const char* env = std::getenv("BENCH_JOURNAL_CONNECTIONS"))
     options.connections = std::atoi(env);
+  if (const char* env = std::getenv("BENCH_JOURNAL_LINGER_US"))
+    options.linger = std::chrono::microseconds{std::atoi(env)};
   auto journal = spawn_journal(
       sys, [dsn] { return std::make_unique<journal_pg>(dsn); }, options, nullptr);
   auto latencies = std::make_shared<std::vector<std::vector<double>>>(writers);

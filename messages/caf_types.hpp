@@ -44,6 +44,8 @@ CAF_ADD_ATOM(chorus, chorus, load_atom, "load")
 CAF_ADD_ATOM(chorus, chorus, snapshot_atom, "snapshot")
 // Journal: a worker thread finished a job.
 CAF_ADD_ATOM(chorus, chorus, done_atom, "done")
+// Journal: a free connection stops waiting for more appends.
+CAF_ADD_ATOM(chorus, chorus, flush_atom, "flush")
 
 // Reminders: an entity schedules a durable reminder (kind, id, name, due, type, payload).
 CAF_ADD_ATOM(chorus, chorus, remind_atom, "remind")

@@ -92,6 +92,18 @@ class section_reader {
     return true;
   }
 
+  /// A duration of at most `max`, in microseconds; 0 is allowed (it turns something off).
+  bool short_duration(const std::string& key, std::chrono::microseconds& out,
+                      std::chrono::microseconds max) {
+    auto* x = typed<caf::timespan>(key, false, "a duration such as 300us or 1ms");
+    if (x == nullptr) return error_.empty();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(*x);
+    if (us.count() < 0 || us > max)
+      return fail(key, "must be 0.." + std::to_string(max.count()) + "us");
+    out = us;
+    return true;
+  }
+
   bool boolean(const std::string& key, bool& out) {
     auto* x = typed<bool>(key, false, "true or false");
     if (x != nullptr) out = *x;
@@ -448,6 +460,7 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     out.storage.dsns[domain] = dsn;
   }
   sr.count("journal-connections", out.storage.journal_connections);
+  sr.short_duration("journal-linger", out.storage.journal_linger, std::chrono::milliseconds{10});
   sr.count("snapshot-every", out.storage.snapshot_every);
   sr.count("relay-batch", out.storage.relay_batch);
   sr.duration("relay-poll", out.storage.relay_poll);

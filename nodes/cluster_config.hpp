@@ -46,9 +46,13 @@ struct storage_spec {
   std::string redis_url;
   /// Connections (and worker threads) of each journal: transactions in flight at once.
   size_t journal_connections = 2;
+  /// How long a free journal connection may wait for the writers its last batches answered
+  /// (persistence::journal_options::linger); 0 sends each batch as soon as a connection frees.
+  std::chrono::microseconds journal_linger{300};
   /// Event-sourced entities store a snapshot every this many events.
   size_t snapshot_every = 100;
-  /// Outbox rows each database's relay publishes per step (1..10000).
+  /// Outbox rows (one per appending transaction) each database's relay publishes per step, and
+  /// events a projection applies per step (1..10000).
   size_t relay_batch = 500;
   /// How often a relay (or a standby) looks for new outbox rows when the last step found none.
   std::chrono::milliseconds relay_poll{100};

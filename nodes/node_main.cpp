@@ -412,6 +412,7 @@ int main(int argc, char** argv) {
             std::make_unique<persistence::journal_probe>(*registry, database_of(dsn)));
         persistence::journal_options options;
         options.connections = cfg.storage.journal_connections;
+        options.linger = cfg.storage.journal_linger;
         journal = persistence::spawn_journal(
             system, [dsn = dsn] { return std::make_unique<persistence::journal_pg>(dsn); }, options,
             journal_probes.back().get());

@@ -1,5 +1,6 @@
 #include "persistence/journal_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -89,6 +90,13 @@ struct journal_state {
   std::unique_ptr<worker_pool> pool;
   std::deque<waiting_append> waiting;
   size_t batches_in_flight = 0;
+  size_t appends_in_flight = 0;
+  /// Streams answered since the last linger ended and not yet back with their next append: the
+  /// writers (entities) a free connection may expect soon.
+  std::unordered_set<std::string> coming_back;
+  /// The linger in force (its flush message carries the number), 0: none.
+  uint64_t linger = 0;
+  uint64_t next_linger = 0;
   uint64_t next_job = 0;
   /// What to do on the actor's thread when a job is done.
   std::unordered_map<uint64_t, std::function<void()>> finishers;
@@ -105,15 +113,32 @@ void post(journal_self self, worker_pool::job work, std::function<void()> finish
   st.pool->post(id, std::move(work));
 }
 
-/// Starts group commits while connections are free: everything waiting goes, up to max_batch
-/// and one append per stream (a second append to the same stream waits for the next batch).
-void dispatch(journal_self self) {
+/// Starts group commits while connections are free, one append per stream in a batch (a second
+/// append to the same stream waits for the next one). A batch takes its share of the writers
+/// about: those waiting, in flight and answered but not yet back, over the connections. While
+/// fewer wait, a free connection waits for the answered ones to come back, up to
+/// options.linger; then (`force`) everything waiting goes, up to max_batch. So the connections
+/// carry even batches in turn, instead of one leaving with the first writer back and the rest
+/// waiting a whole commit for the next.
+void dispatch(journal_self self, bool force = false) {
   auto& st = self->state;
   while (st.batches_in_flight < st.options.connections && !st.waiting.empty()) {
+    auto writers = st.waiting.size() + st.appends_in_flight + st.coming_back.size();
+    auto share = (writers + st.options.connections - 1) / st.options.connections;
+    auto limit = std::min(st.options.max_batch, force ? st.options.max_batch : share);
+    if (!force && st.waiting.size() < limit && st.options.linger.count() > 0) {
+      if (st.linger == 0) {
+        st.linger = ++st.next_linger;
+        self->delayed_send(self, st.options.linger, flush_atom_v, st.linger);
+      }
+      return;
+    }
+    st.linger = 0;
+    force = false;
     auto batch = std::make_shared<std::vector<waiting_append>>();
     std::unordered_set<std::string> streams;
     std::deque<waiting_append> later;
-    while (!st.waiting.empty() && batch->size() < st.options.max_batch) {
+    while (!st.waiting.empty() && batch->size() < limit) {
       auto& next = st.waiting.front();
       if (streams.insert(next.request.stream).second)
         batch->push_back(std::move(next));
@@ -123,6 +148,7 @@ void dispatch(journal_self self) {
     }
     for (auto it = later.rbegin(); it != later.rend(); ++it) st.waiting.push_front(std::move(*it));
     ++st.batches_in_flight;
+    st.appends_in_flight += batch->size();
     auto requests = std::make_shared<std::vector<append_request>>();
     for (auto& w : *batch) requests->push_back(w.request);
     auto result = std::make_shared<caf::expected<std::vector<bool>>>(std::vector<bool>{});
@@ -138,6 +164,7 @@ void dispatch(journal_self self) {
         [self, batch, result, started, finished] {
           auto& st = self->state;
           --st.batches_in_flight;
+          st.appends_in_flight -= batch->size();
           if (st.probe != nullptr) {
             if (*result)
               st.probe->batch(batch->size(), *finished - *started);
@@ -145,6 +172,7 @@ void dispatch(journal_self self) {
               st.probe->failed("append");
           }
           auto now = clock::now();
+          for (const auto& w : *batch) st.coming_back.insert(w.request.stream);
           for (size_t i = 0; i < batch->size(); ++i) {
             auto& w = (*batch)[i];
             if (!*result) {
@@ -181,6 +209,7 @@ journal_actor::behavior_type journal_behavior(journal_self self, journal_factory
           rp.deliver(expected);
           return rp;
         }
+        self->state.coming_back.erase(stream);
         self->state.waiting.push_back(waiting_append{
             append_request{std::move(stream), expected, std::move(events)}, rp, clock::now()});
         dispatch(self);
@@ -220,6 +249,13 @@ journal_actor::behavior_type journal_behavior(journal_self self, journal_factory
                   probe->snapshot_saved();
               }
             });
+      },
+      [self](flush_atom, uint64_t linger) {
+        auto& st = self->state;
+        if (linger != st.linger) return;
+        st.linger = 0;
+        st.coming_back.clear();  // who has not come back by now is not coming soon
+        dispatch(self, true);
       },
       [self](done_atom, uint64_t id) {
         auto& finishers = self->state.finishers;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -31,7 +32,9 @@ using journal_actor = caf::typed_actor<
     /// Stores a snapshot (stream, version, type, payload); best effort, no answer.
     caf::reacts_to<snapshot_atom, std::string, int64_t, std::string, std::string>,
     /// Internal: a worker finished the job with this number.
-    caf::reacts_to<done_atom, uint64_t>>;
+    caf::reacts_to<done_atom, uint64_t>,
+    /// Internal: a free connection stops waiting for more appends (the linger's number).
+    caf::reacts_to<flush_atom, uint64_t>>;
 
 /// Makes the journal one worker thread uses (one PostgreSQL connection each).
 using journal_factory = std::function<std::unique_ptr<journal>()>;
@@ -41,6 +44,9 @@ struct journal_options {
   size_t connections = 2;
   /// Appends per group commit at most.
   size_t max_batch = 256;
+  /// How long a free connection may wait for the writers its last batches answered to come back
+  /// with their next appends, so that a batch does not leave with the first of them alone.
+  std::chrono::microseconds linger{300};
 };
 
 /// Spawns a journal actor. Group commit: appends that arrive while every connection is busy

@@ -230,6 +230,22 @@ TEST_CASE("the relay settings default, parse, and are refused out of range namin
         "/etc/chorus/test.conf: chorus.storage.relay-poll: must be positive");
 }
 
+TEST_CASE("journal-linger defaults to 300us, may be 0 (off), and is refused above 10ms") {
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->storage.journal_linger == std::chrono::microseconds{300});
+  auto off = parse(good_with("redis-url=", "journal-linger=0us\nredis-url="));
+  REQUIRE(off);
+  CHECK(off->storage.journal_linger.count() == 0);
+  auto tuned = parse(good_with("redis-url=", "journal-linger=2ms\nredis-url="));
+  REQUIRE(tuned);
+  CHECK(tuned->storage.journal_linger == std::chrono::microseconds{2000});
+  CHECK(error_of(good_with("redis-url=", "journal-linger=20ms\nredis-url=")) ==
+        "/etc/chorus/test.conf: chorus.storage.journal-linger: must be 0..10000us");
+  CHECK(error_of(good_with("redis-url=", "journal-linger=300\nredis-url="))
+            .find("chorus.storage.journal-linger: expected a duration") != std::string::npos);
+}
+
 TEST_CASE("reminder-poll defaults to 1s, is read from chorus.entities and must be 1ms..1min") {
   auto cfg = parse(good);
   REQUIRE(cfg);
