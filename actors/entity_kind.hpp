@@ -11,6 +11,7 @@
 #include <caf/expected.hpp>
 #include <caf/result.hpp>
 
+#include "actors/deadline_wheel.hpp"
 #include "messages/envelope.hpp"
 #include "messages/errors.hpp"
 #include "messages/live.hpp"
@@ -27,6 +28,9 @@ struct entity_context {
   std::map<std::string, persistence::journal_actor> journals;
   /// Event-sourced entities store a snapshot every this many events (0: never).
   int64_t snapshot_every = 100;
+  /// Keeps the deadlines of entities' journal requests instead of CAF's actor clock (see
+  /// deadline_wheel.hpp); outlives the actor system. Null: CAF's request timeouts.
+  deadline_wheel* deadlines = nullptr;
   /// The reminder actor of each storage domain, like `journals` (one per distinct database,
   /// node-local). An entity schedules its durable reminders in its own domain's database.
   std::map<std::string, persistence::reminder_actor> reminders = {};

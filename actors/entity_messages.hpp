@@ -43,7 +43,9 @@ struct entity_base {
         journal(ctx.journal(domain)),
         snapshot_every(ctx.snapshot_every),
         stream{kind + "/" + id},
-        live(ctx.live) {}
+        live(ctx.live) {
+    stream.deadlines = ctx.deadlines;
+  }
 
   std::string kind;
   std::string id;

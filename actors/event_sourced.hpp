@@ -10,6 +10,7 @@
 #include <caf/error.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/deadline_wheel.hpp"
 #include "messages/journal_types.hpp"
 #include "persistence/errc.hpp"
 #include "persistence/journal_actor.hpp"
@@ -23,10 +24,30 @@ struct event_stream {
   int64_t version = 0;         ///< the last event applied to the state
   bool restored = false;       ///< false until the first load succeeded
   int64_t since_snapshot = 0;  ///< events applied since the last snapshot taken or loaded
+  /// Keeps the deadlines of the journal requests (entity_context::deadlines); null: CAF's clock.
+  deadline_wheel* deadlines = nullptr;
 };
 
 /// How long an entity waits for its journal: longer than a statement may run there.
 inline constexpr std::chrono::seconds journal_timeout{20};
+
+namespace detail {
+
+/// `self->request(journal, journal_timeout, xs...).await(ok, err)`, with the deadline in the
+/// stream's deadline wheel when it has one (CAF 0.17's clock costs every timed request dearly:
+/// actors/deadline_wheel.hpp).
+template <class Out, class Self, class OnOk, class OnErr, class... Ts>
+void await_journal(Self* self, const persistence::journal_actor& journal, const event_stream& s,
+                   OnOk ok, OnErr err, Ts&&... xs) {
+  if (s.deadlines != nullptr)
+    request_within<Out>(self, *s.deadlines, journal, journal_timeout, std::forward<Ts>(xs)...)
+        .await(std::move(ok), std::move(err));
+  else
+    self->request(journal, journal_timeout, std::forward<Ts>(xs)...)
+        .await(std::move(ok), std::move(err));
+}
+
+}  // namespace detail
 
 /// A model is the entity's state as seen by the journal helpers below:
 ///   void reset();                                              // back to the empty state
@@ -75,25 +96,25 @@ void with_restored(Self* self, const persistence::journal_actor& journal, event_
     then(caf::error{});
     return;
   }
-  self->request(journal, journal_timeout, load_atom_v, s.name, int64_t{0})
-      .await(
-          [self, &s, &model, then](loaded_stream& loaded) mutable {
-            model.reset();
-            s.version = 0;
-            s.since_snapshot = 0;
-            if (auto err = detail::replay(model, s, loaded)) {
-              // The stream cannot be read by this version: answer, then stop this activation
-              // (the registry counts it and refuses the entity for a while) instead of serving
-              // a state that misses events. The node and other entities carry on.
-              auto stop = err;
-              then(std::move(err));
-              self->quit(std::move(stop));
-              return;
-            }
-            s.restored = true;
-            then(caf::error{});
-          },
-          [then](caf::error& err) mutable { then(std::move(err)); });
+  detail::await_journal<loaded_stream>(
+      self, journal, s,
+      [self, &s, &model, then](loaded_stream& loaded) mutable {
+        model.reset();
+        s.version = 0;
+        s.since_snapshot = 0;
+        if (auto err = detail::replay(model, s, loaded)) {
+          // The stream cannot be read by this version: answer, then stop this activation
+          // (the registry counts it and refuses the entity for a while) instead of serving
+          // a state that misses events. The node and other entities carry on.
+          auto stop = err;
+          then(std::move(err));
+          self->quit(std::move(stop));
+          return;
+        }
+        s.restored = true;
+        then(caf::error{});
+      },
+      [then](caf::error& err) mutable { then(std::move(err)); }, load_atom_v, s.name, int64_t{0});
 }
 
 /// Appends `events` at the entity's version and, once committed, applies them to the model and
@@ -105,53 +126,55 @@ template <class Self, class Model, class Then>
 void persist(Self* self, const persistence::journal_actor& journal, event_stream& s, Model& model,
              std::vector<new_event> events, int64_t snapshot_every, Then then) {
   auto expected = s.version;
-  self->request(journal, journal_timeout, append_atom_v, s.name, expected, events)
-      .await(
-          [self, journal, &s, &model, events, snapshot_every, then](int64_t version) mutable {
-            for (auto& e : events) {
-              if (!model.apply(e.type, e.payload)) {
-                then(persistence::make_error(persistence::errc::storage_error,
-                                             s.name + ": cannot apply own event " + e.type));
+  detail::await_journal<int64_t>(
+      self, journal, s,
+      [self, journal, &s, &model, events, snapshot_every, then](int64_t version) mutable {
+        for (auto& e : events) {
+          if (!model.apply(e.type, e.payload)) {
+            then(persistence::make_error(persistence::errc::storage_error,
+                                         s.name + ": cannot apply own event " + e.type));
+            return;
+          }
+          ++s.since_snapshot;
+        }
+        s.version = version;
+        if (snapshot_every > 0 && s.since_snapshot >= snapshot_every) {
+          auto [type, payload] = model.snapshot();
+          self->send(journal, snapshot_atom_v, s.name, s.version, std::move(type),
+                     std::move(payload));
+          s.since_snapshot = 0;
+        }
+        then(caf::error{});
+      },
+      [self, journal, &s, &model, then](caf::error& err) mutable {
+        bool conflict = err.category() == persistence::errc_category &&
+                        err.code() == static_cast<uint8_t>(persistence::errc::version_conflict);
+        if (!conflict) {
+          // The outcome may be unknown (connection lost during commit): reload before the
+          // next write instead of trusting the state.
+          s.restored = false;
+          then(std::move(err));
+          return;
+        }
+        detail::await_journal<loaded_stream>(
+            self, journal, s,
+            [self, &s, &model, then, err](loaded_stream& missed) mutable {
+              if (auto replay_err = detail::replay(model, s, missed)) {
+                s.restored = false;
+                auto stop = replay_err;
+                then(std::move(replay_err));
+                self->quit(std::move(stop));
                 return;
               }
-              ++s.since_snapshot;
-            }
-            s.version = version;
-            if (snapshot_every > 0 && s.since_snapshot >= snapshot_every) {
-              auto [type, payload] = model.snapshot();
-              self->send(journal, snapshot_atom_v, s.name, s.version, std::move(type),
-                         std::move(payload));
-              s.since_snapshot = 0;
-            }
-            then(caf::error{});
-          },
-          [self, journal, &s, &model, then](caf::error& err) mutable {
-            bool conflict = err.category() == persistence::errc_category &&
-                            err.code() == static_cast<uint8_t>(persistence::errc::version_conflict);
-            if (!conflict) {
-              // The outcome may be unknown (connection lost during commit): reload before the
-              // next write instead of trusting the state.
-              s.restored = false;
               then(std::move(err));
-              return;
-            }
-            self->request(journal, journal_timeout, load_atom_v, s.name, s.version)
-                .await(
-                    [self, &s, &model, then, err](loaded_stream& missed) mutable {
-                      if (auto replay_err = detail::replay(model, s, missed)) {
-                        s.restored = false;
-                        auto stop = replay_err;
-                        then(std::move(replay_err));
-                        self->quit(std::move(stop));
-                        return;
-                      }
-                      then(std::move(err));
-                    },
-                    [&s, then](caf::error& load_err) mutable {
-                      s.restored = false;
-                      then(std::move(load_err));
-                    });
-          });
+            },
+            [&s, then](caf::error& load_err) mutable {
+              s.restored = false;
+              then(std::move(load_err));
+            },
+            load_atom_v, s.name, s.version);
+      },
+      append_atom_v, s.name, expected, events);
 }
 
 /// The event that records `msg` (its full protobuf type name and bytes, no metadata).

@@ -23,6 +23,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "actors/deadline_wheel.hpp"
+#include "actors/event_sourced.hpp"
 #include "nodes/node_system_config.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/journal_pg.hpp"
@@ -57,6 +59,8 @@ struct round_result {
 // 64 writers, each appending one event at a time to its own stream for `seconds`.
 round_result run_ours(const std::string& dsn, int seconds, const std::string& run_id) {
   node_system_config cfg;
+  deadline_wheel deadlines;  // as in a node: entities' journal deadlines (event_sourced.hpp)
+  auto* wheel = &deadlines;
   caf::actor_system sys{cfg};
   journal_options options;  // the defaults of cluster.conf unless BENCH_JOURNAL_CONNECTIONS
   if (const char* env = std::getenv("BENCH_JOURNAL_CONNECTIONS"))
@@ -81,8 +85,8 @@ round_result run_ours(const std::string& dsn, int seconds, const std::string& ru
           return;
         }
         auto sent = clock_type::now();
-        self->request(journal, std::chrono::seconds{30}, append_atom_v, stream, *version,
-                      std::vector<new_event>{{"bench.Event", payload, "{}"}})
+        request_within<int64_t>(self, *wheel, journal, journal_timeout, append_atom_v, stream,
+                                *version, std::vector<new_event>{{"bench.Event", payload, "{}"}})
             .then(
                 [=](int64_t v) {
                   *version = v;

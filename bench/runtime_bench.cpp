@@ -177,6 +177,7 @@ cluster_config make_config(const std::string& self_roles, const std::string& pee
     entity_context ctx{
         "b2",
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
+    ctx.deadlines = &deadlines;  // as in a node
     auto registry = spawn_entity_registry(sys, kinds, ctx, limits, probe, log,
                                           std::make_shared<entity_directory>("b2"), deadlines);
     auto plain = debug::counter_factory()(sys, "plain", ctx);
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
     entity_context ctx{
         "b1",
         {{debug::counter_domain, persistence::spawn_journal(sys, store.factory(), {}, nullptr)}}};
+    ctx.deadlines = &deadlines;  // as in a node
     auto local_dir = std::make_shared<entity_directory>("b1");
     auto remote_dir = std::make_shared<entity_directory>("b1");
     auto registry =

@@ -13,7 +13,7 @@
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
-#include "nodes/deadline_wheel.hpp"
+#include "actors/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 
 namespace chorus {

@@ -27,6 +27,7 @@
 #include "actors/audio/audio_probe.hpp"
 #include "actors/audio/library_query.hpp"
 #include "actors/audio/play_events.hpp"
+#include "actors/deadline_wheel.hpp"
 #include "actors/debug/counter_entity.hpp"
 #include "actors/social/notifier.hpp"
 #include "actors/social/social.hpp"
@@ -42,7 +43,6 @@
 #include "messages/audio.pb.h"
 #include "messages/errors.hpp"
 #include "nodes/cluster_config.hpp"
-#include "nodes/deadline_wheel.hpp"
 #include "nodes/entity_probe.hpp"
 #include "nodes/entity_registry.hpp"
 #include "nodes/live_hub.hpp"
@@ -344,6 +344,7 @@ int main(int argc, char** argv) {
   }
 
   entity_context ctx{self->name.str(), {}, static_cast<int64_t>(cfg.storage.snapshot_every)};
+  ctx.deadlines = &deadlines;
   ctx.transcode_timeout = cfg.audio.transcode_timeout;
   ctx.room_message_limit = static_cast<int64_t>(cfg.social.message_limit);
   ctx.room_message_window = cfg.social.message_window;

@@ -11,7 +11,7 @@
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
 #include "nodes/cluster_config.hpp"
-#include "nodes/deadline_wheel.hpp"
+#include "actors/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 #include "nodes/entity_registry.hpp"
 

@@ -210,6 +210,7 @@ envelope_handler::behavior_type counter(counter_self self, std::string id, entit
   st.journal = ctx.journal(counter_domain);
   st.reminders = ctx.reminder(counter_domain);
   st.stream.name = std::string{counter_kind} + "/" + st.id;
+  st.stream.deadlines = ctx.deadlines;
   return {
       guarded(self,
               [self](entity_envelope& env) -> caf::result<std::string> {

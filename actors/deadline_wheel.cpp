@@ -1,4 +1,4 @@
-#include "nodes/deadline_wheel.hpp"
+#include "actors/deadline_wheel.hpp"
 
 #include <vector>
 

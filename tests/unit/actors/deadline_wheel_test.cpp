@@ -11,7 +11,7 @@
 #include <caf/response_promise.hpp>
 #include <caf/sec.hpp>
 
-#include "nodes/deadline_wheel.hpp"
+#include "actors/deadline_wheel.hpp"
 #include "nodes/node_system_config.hpp"
 
 using namespace chorus;

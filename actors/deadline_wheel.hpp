@@ -97,15 +97,30 @@ struct timed_request {
   /// `ok` takes `Out&`, `err` takes `caf::error&`.
   template <class OnOk, class OnErr>
   void then(OnOk ok, OnErr err) {
-    handle.then(
-        [w = wheel, t = ticket, ok = std::move(ok)](Out& out) mutable {
-          w->disarm(t);
-          ok(out);
-        },
-        [w = wheel, t = ticket, err = std::move(err)](caf::error& e) mutable {
-          w->disarm(t);
-          err(e);
-        });
+    handle.then(disarming(std::move(ok)), disarming_error(std::move(err)));
+  }
+
+  /// Like `then`, but the caller handles nothing else until the answer (CAF's `await`).
+  template <class OnOk, class OnErr>
+  void await(OnOk ok, OnErr err) {
+    handle.await(disarming(std::move(ok)), disarming_error(std::move(err)));
+  }
+
+ private:
+  template <class OnOk>
+  auto disarming(OnOk ok) {
+    return [w = wheel, t = ticket, ok = std::move(ok)](Out& out) mutable {
+      w->disarm(t);
+      ok(out);
+    };
+  }
+
+  template <class OnErr>
+  auto disarming_error(OnErr err) {
+    return [w = wheel, t = ticket, err = std::move(err)](caf::error& e) mutable {
+      w->disarm(t);
+      err(e);
+    };
   }
 };
 
