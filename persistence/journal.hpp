@@ -16,6 +16,10 @@ struct append_request {
   std::string stream;
   int64_t expected_version = 0;  ///< the stream's version the writer saw (0: new stream)
   std::vector<new_event> events;
+  /// The event at expected_version is known to exist (the caller saw it committed or read it,
+  /// and events are never deleted), so checking it may be skipped. The rest of the check (no
+  /// later version taken) holds either way.
+  bool expected_exists = false;
 };
 
 /// The event journal: append-only streams with an expected-version check. The one boundary

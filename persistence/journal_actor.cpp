@@ -94,6 +94,11 @@ struct journal_state {
   /// Streams answered since the last linger ended and not yet back with their next append: the
   /// writers (entities) a free connection may expect soon.
   std::unordered_set<std::string> coming_back;
+  /// A version of each stream known to exist: committed by this actor or read through it.
+  /// Events are never deleted, so an append at or below it skips that part of the check
+  /// (append_request::expected_exists). Forgotten all at once when it grows past
+  /// known_versions_max, which only brings the check back.
+  std::unordered_map<std::string, int64_t> known_versions;
   /// The linger in force (its flush message carries the number), 0: none.
   uint64_t linger = 0;
   uint64_t next_linger = 0;
@@ -105,6 +110,15 @@ struct journal_state {
 };
 
 using journal_self = journal_actor::stateful_pointer<journal_state>;
+
+constexpr size_t known_versions_max = 200000;
+
+void know(journal_state& st, const std::string& stream, int64_t version) {
+  if (version <= 0) return;
+  if (st.known_versions.size() >= known_versions_max) st.known_versions.clear();
+  auto& v = st.known_versions[stream];
+  v = std::max(v, version);
+}
 
 void post(journal_self self, worker_pool::job work, std::function<void()> finish) {
   auto& st = self->state;
@@ -150,7 +164,12 @@ void dispatch(journal_self self, bool force = false) {
     ++st.batches_in_flight;
     st.appends_in_flight += batch->size();
     auto requests = std::make_shared<std::vector<append_request>>();
-    for (auto& w : *batch) requests->push_back(w.request);
+    for (auto& w : *batch) {
+      auto known = st.known_versions.find(w.request.stream);
+      w.request.expected_exists =
+          known != st.known_versions.end() && known->second >= w.request.expected_version;
+      requests->push_back(w.request);
+    }
     auto result = std::make_shared<caf::expected<std::vector<bool>>>(std::vector<bool>{});
     auto started = std::make_shared<clock::time_point>();
     auto finished = std::make_shared<clock::time_point>();
@@ -179,8 +198,10 @@ void dispatch(journal_self self, bool force = false) {
               w.promise.deliver(result->error());
             } else if ((**result)[i]) {
               if (st.probe != nullptr) st.probe->appended(now - w.since);
-              w.promise.deliver(w.request.expected_version +
-                                static_cast<int64_t>(w.request.events.size()));
+              auto version =
+                  w.request.expected_version + static_cast<int64_t>(w.request.events.size());
+              know(st, w.request.stream, version);
+              w.promise.deliver(version);
             } else {
               if (st.probe != nullptr) st.probe->conflict();
               w.promise.deliver(make_error(errc::version_conflict,
@@ -220,7 +241,7 @@ journal_actor::behavior_type journal_behavior(journal_self self, journal_factory
         auto result = std::make_shared<caf::expected<loaded_stream>>(loaded_stream{});
         post(
             self, [stream, after, result](journal& j) { *result = j.load(stream, after); },
-            [self, rp, result]() mutable {
+            [self, rp, result, stream, after]() mutable {
               auto* probe = self->state.probe;
               if (!*result) {
                 if (probe != nullptr) probe->failed("load");
@@ -229,6 +250,9 @@ journal_actor::behavior_type journal_behavior(journal_self self, journal_factory
               }
               if (probe != nullptr)
                 probe->loaded((*result)->events.size(), (*result)->snapshot_version > 0);
+              // Read from the start, or up to an event read now: that version exists.
+              if (after == 0 || !(*result)->events.empty())
+                know(self->state, stream, (*result)->version);
               rp.deliver(std::move(**result));
             });
         return rp;

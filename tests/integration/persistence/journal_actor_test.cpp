@@ -99,3 +99,41 @@ TEST_CASE("an append to a stale version through the journal actor is a conflict"
                });
   caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE(
+    "through the journal actor an append leaves no gap: past the end is a conflict, and a stale "
+    "version after the actor's own commits too") {
+  node_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto journal = spawn_journal(sys, pg_factory(), {}, nullptr);
+  auto stream = "test-gap-" + run_id();
+  caf::scoped_actor self{sys};
+  auto append = [&](int64_t expected) {
+    caf::expected<int64_t> out{caf::error{}};
+    self->request(journal, 10s, append_atom_v, stream, expected,
+                  std::vector<new_event>{{"t.A", std::to_string(expected), "{}"}})
+        .receive([&](int64_t v) { out = v; }, [&](caf::error& err) { out = std::move(err); });
+    return out;
+  };
+  auto is_conflict = [](const caf::expected<int64_t>& r) {
+    return !r && r.error().category() == errc_category &&
+           r.error().code() == static_cast<uint8_t>(errc::version_conflict);
+  };
+  // The actor committed versions 1 and 2 itself: it knows they exist.
+  REQUIRE(append(0) == caf::expected<int64_t>{1});
+  REQUIRE(append(1) == caf::expected<int64_t>{2});
+  CHECK(is_conflict(append(5)));  // past the end: would leave a gap at 3 and 4
+  CHECK(is_conflict(append(1)));  // stale: version 2 is taken
+  CHECK(is_conflict(append(0)));  // a new stream that is not new
+  CHECK(append(2) == caf::expected<int64_t>{3});
+  self->request(journal, 10s, load_atom_v, stream, int64_t{0})
+      .receive(
+          [](loaded_stream& l) {
+            CHECK(l.version == 3);
+            REQUIRE(l.events.size() == 3);
+            for (size_t i = 0; i < 3; ++i)
+              CHECK(l.events[i].version == static_cast<int64_t>(i) + 1);
+          },
+          [](caf::error& err) { FAIL(error_detail(err)); });
+  caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
+}
