@@ -51,8 +51,7 @@ struct storage_spec {
   std::chrono::microseconds journal_linger{300};
   /// Event-sourced entities store a snapshot every this many events.
   size_t snapshot_every = 100;
-  /// Outbox rows (one per appending transaction) each database's relay publishes per step, and
-  /// events a projection applies per step (1..10000).
+  /// Events each database's relay publishes per step, and a projection applies (1..10000).
   size_t relay_batch = 500;
   /// How often a relay (or a standby) looks for new outbox rows when the last step found none.
   std::chrono::milliseconds relay_poll{100};

@@ -97,7 +97,8 @@ struct journal_state {
   /// A version of each stream known to exist: committed by this actor or read through it.
   /// Events are never deleted, so an append at or below it skips that part of the check
   /// (append_request::expected_exists). Forgotten all at once when it grows past
-  /// known_versions_max, which only brings the check back.
+  /// known_versions_max, which only brings the check back, and after any failed batch or load:
+  /// the database may have come back as another (a failed-over standby that lacks commits).
   std::unordered_map<std::string, int64_t> known_versions;
   /// The linger in force (its flush message carries the number), 0: none.
   uint64_t linger = 0;
@@ -112,6 +113,9 @@ struct journal_state {
 using journal_self = journal_actor::stateful_pointer<journal_state>;
 
 constexpr size_t known_versions_max = 200000;
+/// coming_back is forgotten past this many streams (only while batches keep filling to
+/// max_batch and no linger ever ends).
+constexpr size_t coming_back_max = 65536;
 
 void know(journal_state& st, const std::string& stream, int64_t version) {
   if (version <= 0) return;
@@ -139,8 +143,9 @@ void dispatch(journal_self self, bool force = false) {
   while (st.batches_in_flight < st.options.connections && !st.waiting.empty()) {
     auto writers = st.waiting.size() + st.appends_in_flight + st.coming_back.size();
     auto share = (writers + st.options.connections - 1) / st.options.connections;
-    auto limit = std::min(st.options.max_batch, force ? st.options.max_batch : share);
-    if (!force && st.waiting.size() < limit && st.options.linger.count() > 0) {
+    auto lingers = !force && st.options.linger.count() > 0;
+    auto limit = lingers ? std::min(st.options.max_batch, share) : st.options.max_batch;
+    if (lingers && st.waiting.size() < limit) {
       if (st.linger == 0) {
         st.linger = ++st.next_linger;
         self->delayed_send(self, st.options.linger, flush_atom_v, st.linger);
@@ -191,7 +196,11 @@ void dispatch(journal_self self, bool force = false) {
               st.probe->failed("append");
           }
           auto now = clock::now();
-          for (const auto& w : *batch) st.coming_back.insert(w.request.stream);
+          if (st.options.linger.count() > 0) {
+            if (st.coming_back.size() > coming_back_max) st.coming_back.clear();
+            for (const auto& w : *batch) st.coming_back.insert(w.request.stream);
+          }
+          if (!*result) st.known_versions.clear();
           for (size_t i = 0; i < batch->size(); ++i) {
             auto& w = (*batch)[i];
             if (!*result) {
@@ -244,6 +253,7 @@ journal_actor::behavior_type journal_behavior(journal_self self, journal_factory
             [self, rp, result, stream, after]() mutable {
               auto* probe = self->state.probe;
               if (!*result) {
+                self->state.known_versions.clear();
                 if (probe != nullptr) probe->failed("load");
                 rp.deliver(result->error());
                 return;

@@ -1,6 +1,7 @@
 #include "persistence/outbox_relay.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -16,22 +17,24 @@ namespace chorus::persistence {
 
 namespace {
 
-// The events of the oldest unpublished outbox rows (one per transaction) below the high-water
-// mark, in feed order. A transaction older than every running transaction is final (committed,
-// or rolled back and invisible), and every event that becomes visible later has a txid at least
-// that oldest running one: so reading in (txid, global_position) order never passes over an
-// event that commits late. A row whose events are gone (none is expected) comes with nulls, so
-// that it is marked and not read again forever.
+// The first $1 events not yet published of the oldest unpublished outbox rows (one per
+// transaction) below the high-water mark, in feed order. A transaction older than every running
+// transaction is final (committed, or rolled back and invisible), and every event that becomes
+// visible later has a txid at least that oldest running one: so reading in (txid,
+// global_position) order never passes over an event that commits late. A transaction published
+// in part (a step cut it, or an XADD failed) resumes after `published_through`. A row with no
+// event left comes with nulls, so that it is marked and not read again forever.
 constexpr const char* select_batch_sql = R"sql(
   WITH due AS (
-    SELECT txid FROM outbox
+    SELECT txid, published_through FROM outbox
     WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY txid
     LIMIT $1
   )
   SELECT due.txid::text, e.global_position, e.stream, e.version, e.type, e.payload
-  FROM due LEFT JOIN events e ON e.txid = due.txid
+  FROM due LEFT JOIN events e ON e.txid = due.txid AND e.global_position > due.published_through
   ORDER BY due.txid, e.global_position
+  LIMIT $1
 )sql";
 
 std::string uint_array(const std::vector<uint64_t>& items) {
@@ -81,10 +84,12 @@ caf::expected<size_t> outbox_relay::step() {
       if (!leader_) return size_t{0};
     }
     std::vector<feed_event> batch;
-    std::vector<uint64_t> empty;  // outbox rows without events
+    std::vector<uint64_t> empty;  // outbox rows with no event left
+    bool cut = false;             // the last transaction read may have more events
     {
       pqxx::nontransaction tx{conn_->pg};
       auto rows = tx.exec_params(select_batch_sql, static_cast<int64_t>(cfg_.batch));
+      cut = rows.size() >= cfg_.batch && !rows.back()[1].is_null();
       batch.reserve(rows.size());
       for (const auto& row : rows) {
         if (row[1].is_null()) {
@@ -99,11 +104,12 @@ caf::expected<size_t> outbox_relay::step() {
         batch.push_back(std::move(e));
       }
     }
-    // Publish in order and stop at the first failure: the transactions whose events were all
-    // published are marked, the rest stays in the outbox for the next step (its events already
-    // published go again: consumers apply an event once), so the stream keeps feed order with
-    // no holes.
+    // Publish in order and stop at the first failure. The transactions whose events all went
+    // out are marked published; one that went out in part records how far, and the next step
+    // goes on from there. So the stream keeps feed order with no holes; a crash before the mark
+    // publishes again (consumers apply an event once).
     std::vector<uint64_t> done = empty;
+    std::optional<feed_position> partly;  // the last event out of a transaction not done
     size_t sent = 0;
     caf::error failure;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -115,13 +121,23 @@ caf::expected<size_t> outbox_relay::step() {
       }
       ++sent;
       ++published_;
-      if (i + 1 == batch.size() || batch[i + 1].at.txid != e.at.txid) done.push_back(e.at.txid);
+      bool last_read = i + 1 == batch.size() || batch[i + 1].at.txid != e.at.txid;
+      if (last_read && !(cut && i + 1 == batch.size())) {
+        done.push_back(e.at.txid);
+        partly.reset();
+      } else {
+        partly = e.at;
+      }
     }
     if (sent > 0 && crash_after_publish_.exchange(false)) return sent;
-    if (!done.empty()) {
+    if (!done.empty() || partly) {
       pqxx::work tx{conn_->pg};
-      tx.exec_params("UPDATE outbox SET published_at = now() WHERE txid = ANY($1::xid8[])",
-                     uint_array(done));
+      if (!done.empty())
+        tx.exec_params("UPDATE outbox SET published_at = now() WHERE txid = ANY($1::xid8[])",
+                       uint_array(done));
+      if (partly)
+        tx.exec_params("UPDATE outbox SET published_through = $2 WHERE txid = $1::xid8",
+                       std::to_string(partly->txid), partly->position);
       tx.commit();
     }
     if (failure) return failure;

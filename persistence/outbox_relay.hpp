@@ -22,7 +22,7 @@ struct outbox_relay_config {
   std::string dsn;
   /// The Redis stream written (`feed_stream_name(database)`).
   std::string stream;
-  /// Outbox rows (one per appending transaction) whose events are published per step.
+  /// Events published per step at most (of as many outbox rows, one per appending transaction).
   size_t batch = 500;
   /// Wait between steps that found nothing to do (or while standby).
   std::chrono::milliseconds poll{100};

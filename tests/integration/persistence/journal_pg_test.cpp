@@ -312,3 +312,54 @@ TEST_CASE("a successful append writes one unpublished outbox row for its transac
   CHECK(d.number("SELECT count(*) FROM events e JOIN outbox o USING (txid) "
                  "WHERE o.published_at IS NULL AND o.xmin = e.xmin") == 4);
 }
+
+TEST_CASE(
+    "migration 0006 turns the outbox's rows per event into one per transaction, keeping what "
+    "was published and what was not") {
+  test::scratch_database db{test::real_storage().postgres_port};
+  pqxx::connection c{db.dsn()};
+  {
+    // The schema as it was before 0006.
+    pqxx::work tx{c};
+    tx.exec(
+        "CREATE TABLE schema_migrations ("
+        "version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    for (const auto& m : migrations()) {
+      if (m.version >= 6) break;
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)", m.version);
+    }
+    tx.commit();
+  }
+  // Two transactions of the old journal, two events each: one published, one not.
+  auto old_append = [&](const std::string& stream, bool published) {
+    pqxx::work tx{c};
+    for (int v = 1; v <= 2; ++v) {
+      auto position = tx.exec_params1(
+                            "INSERT INTO events (stream, version, type, payload) "
+                            "VALUES ($1, $2, 't.A', '\\x00') RETURNING global_position",
+                            stream, v)[0]
+                          .as<int64_t>();
+      tx.exec_params(
+          "INSERT INTO outbox (global_position, published_at) "
+          "VALUES ($1, CASE WHEN $2::boolean THEN now() END)",
+          position, published);
+    }
+    tx.commit();
+  };
+  old_append("old-published", true);
+  old_append("old-pending", false);
+  auto applied = apply_migrations(db.dsn());
+  if (!applied) FAIL("migration failed: " << error_detail(applied.error()));
+  CHECK(*applied >= 1);
+  auto number = [&](const std::string& query) {
+    pqxx::nontransaction tx{c};
+    return tx.exec(query)[0][0].as<int64_t>();
+  };
+  CHECK(number("SELECT count(*) FROM outbox") == 2);
+  CHECK(number("SELECT count(*) FROM outbox o JOIN events e USING (txid) "
+               "WHERE o.published_at IS NULL AND e.stream = 'old-pending'") == 2);
+  CHECK(number("SELECT count(*) FROM outbox o JOIN events e USING (txid) "
+               "WHERE o.published_at IS NOT NULL AND e.stream = 'old-published'") == 2);
+  CHECK(number("SELECT count(*) FROM outbox WHERE published_through <> 0") == 0);
+}

@@ -36,6 +36,35 @@ TEST_CASE("the relay publishes every appended event once, in position order, and
 }
 
 TEST_CASE(
+    "a transaction with more events than a step holds is published over several steps, each "
+    "event once and in order") {
+  test::feed_fixture f;  // relay batch: 20 events
+  std::vector<append_request> batch;
+  for (int s = 0; s < 5; ++s) {
+    append_request r{"counter/big" + std::to_string(s), 0, {}};
+    for (int i = 0; i < 10; ++i) r.events.push_back(test::increment(i + 1));
+    batch.push_back(std::move(r));
+  }
+  auto done = f.journal.append_batch(batch);
+  if (!done) FAIL("batch failed: " << error_detail(done.error()));
+  REQUIRE(f.query("SELECT count(DISTINCT txid) FROM events")[0][0] == "1");
+  std::vector<int64_t> positions;
+  for (const auto& row : f.query("SELECT global_position FROM events ORDER BY global_position"))
+    positions.push_back(std::stoll(row[0]));
+  REQUIRE(positions.size() == 50);
+  outbox_relay relay{f.relay_config(), f.client};
+  std::vector<size_t> steps;
+  for (int i = 0; i < 4; ++i) {
+    auto step = relay.step();
+    REQUIRE(step);
+    steps.push_back(*step);
+  }
+  CHECK(steps == std::vector<size_t>{20, 20, 10, 0});
+  CHECK(f.stream_positions() == positions);
+  CHECK(f.query("SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0] == "0");
+}
+
+TEST_CASE(
     "an event whose transaction commits late is published after the earlier one, never "
     "skipped") {
   test::feed_fixture f;
