@@ -17,6 +17,9 @@ namespace chorus::persistence {
 
 namespace {
 
+// Entries per XADD round trip: one script call adds them all (redis_streams.hpp, xadd_many).
+constexpr size_t xadd_chunk = 100;
+
 // The first $1 events not yet published of the oldest unpublished outbox rows (one per
 // transaction) below the high-water mark, in feed order. A transaction older than every running
 // transaction is final (committed, or rolled back and invisible), and every event that becomes
@@ -106,21 +109,28 @@ caf::expected<size_t> outbox_relay::step() {
     }
     // Publish in order and stop at the first failure. The transactions whose events all went
     // out are marked published; one that went out in part records how far, and the next step
-    // goes on from there. So the stream keeps feed order with no holes; a crash before the mark
-    // publishes again (consumers apply an event once).
-    std::vector<uint64_t> done = empty;
-    std::optional<feed_position> partly;  // the last event out of a transaction not done
+    // goes on from there. So the stream keeps feed order with no holes; a crash before the mark,
+    // or a failed round trip that had added part of its entries, publishes again (consumers
+    // apply an event once). Up to xadd_chunk entries go per round trip.
     size_t sent = 0;
     caf::error failure;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const auto& e = batch[i];
-      auto id = xadd(*redis_, cfg_.stream, encode_feed_entry(e), cfg_.maxlen_approx);
-      if (!id) {
-        failure = id.error();
+    while (sent < batch.size()) {
+      auto n = std::min(xadd_chunk, batch.size() - sent);
+      std::vector<stream_fields> entries;
+      entries.reserve(n);
+      for (size_t i = sent; i < sent + n; ++i) entries.push_back(encode_feed_entry(batch[i]));
+      auto added = xadd_many(*redis_, cfg_.stream, entries, cfg_.maxlen_approx);
+      if (!added) {
+        failure = added.error();
         break;
       }
-      ++sent;
-      ++published_;
+      sent += n;
+      published_ += n;
+    }
+    std::vector<uint64_t> done = empty;
+    std::optional<feed_position> partly;  // the last event out of a transaction not done
+    for (size_t i = 0; i < sent; ++i) {
+      const auto& e = batch[i];
       bool last_read = i + 1 == batch.size() || batch[i + 1].at.txid != e.at.txid;
       if (last_read && !(cut && i + 1 == batch.size())) {
         done.push_back(e.at.txid);

@@ -51,6 +51,52 @@ caf::expected<std::string> xadd(redis_client& redis, const std::string& stream,
   return std::move(r->str);
 }
 
+namespace {
+
+// ARGV: maxlen ("0": no trimming), then per entry its number of field/value pairs and the pairs.
+const redis_script xadd_many_script{R"lua(
+local maxlen = ARGV[1]
+local i = 2
+local added = 0
+while i <= #ARGV do
+  local pairs_n = tonumber(ARGV[i])
+  local args = {'XADD', KEYS[1]}
+  if maxlen ~= '0' then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = '~'
+    args[#args + 1] = maxlen
+  end
+  args[#args + 1] = '*'
+  for j = i + 1, i + 2 * pairs_n do args[#args + 1] = ARGV[j] end
+  redis.call(unpack(args))
+  added = added + 1
+  i = i + 1 + 2 * pairs_n
+end
+return added
+)lua"};
+
+}  // namespace
+
+caf::expected<size_t> xadd_many(redis_client& redis, const std::string& stream,
+                                const std::vector<stream_fields>& entries, size_t maxlen_approx) {
+  if (entries.empty()) return size_t{0};
+  std::vector<std::string> args{std::to_string(maxlen_approx)};
+  for (const auto& fields : entries) {
+    if (fields.empty())
+      return make_error(errc::storage_error, "redis XADD " + stream + ": an entry needs a field");
+    args.push_back(std::to_string(fields.size()));
+    for (const auto& [f, v] : fields) {
+      args.push_back(f);
+      args.push_back(v);
+    }
+  }
+  auto r = redis.eval_script(xadd_many_script, {stream}, args);
+  if (!r) return std::move(r.error());
+  if (!r->is_integer() || r->integer != static_cast<int64_t>(entries.size()))
+    return unexpected("XADD (script)", *r);
+  return entries.size();
+}
+
 caf::error xgroup_create(redis_client& redis, const std::string& stream, const std::string& group,
                          const std::string& from_id, bool mkstream) {
   std::vector<std::string> argv{"XGROUP", "CREATE", stream, group, from_id};

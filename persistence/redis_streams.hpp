@@ -32,6 +32,13 @@ struct stream_entry {
 caf::expected<std::string> xadd(redis_client& redis, const std::string& stream,
                                 const stream_fields& fields, size_t maxlen_approx = 0);
 
+/// XADD of several entries, in order, in one round trip (a script with one XADD each). Returns
+/// how many were added: all of them. On an error some may have been added already: whoever
+/// sends them again must accept duplicates (the event feed's consumers do).
+caf::expected<size_t> xadd_many(redis_client& redis, const std::string& stream,
+                                const std::vector<stream_fields>& entries,
+                                size_t maxlen_approx = 0);
+
 /// XGROUP CREATE `group` on `stream`, starting after `from_id` ("$": only new entries, "0": all).
 /// With `mkstream` an absent stream is created empty. A group that already exists (BUSYGROUP) is
 /// no error, so every consumer can call this at start-up.

@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,26 +85,22 @@ struct fixture {
     auto done = self->address();
     for (int w = 0; w < writers; ++w)
       sys.spawn(
-          [j = journal, done, appends](caf::event_based_actor* writer, int w) {
+          [j = journal, done, appends](caf::event_based_actor* writer, int w) -> caf::behavior {
+            // Each step is a message to itself (version, failures so far): no shared state.
+            writer->send(writer, int64_t{0}, 0);
             auto stream = "w" + std::to_string(w);
-            auto failed = std::make_shared<int>(0);
-            auto next = std::make_shared<std::function<void(int64_t)>>();
-            *next = [=](int64_t version) {
+            return {[=](int64_t version, int failed) {
               if (version == appends) {
-                writer->send(caf::actor_cast<caf::actor>(done), *failed);
+                writer->send(caf::actor_cast<caf::actor>(done), failed);
                 writer->quit();
                 return;
               }
               writer
                   ->request(j, caf::infinite, append_atom_v, stream, version,
                             std::vector<new_event>{{"t.A", "x", "{}"}})
-                  .then([=](int64_t v) { (*next)(v); },
-                        [=](caf::error&) {
-                          ++*failed;
-                          (*next)(version + 1);
-                        });
-            };
-            (*next)(0);
+                  .then([=](int64_t v) { writer->send(writer, v, failed); },
+                        [=](caf::error&) { writer->send(writer, version + 1, failed + 1); });
+            }};
           },
           w);
     int failed = 0;
