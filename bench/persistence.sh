@@ -15,4 +15,4 @@ psql -h 127.0.0.1 -p "$CHORUS_PG_PORT" -U chorus -d postgres -qAtc \
   createdb -h 127.0.0.1 -p "$CHORUS_PG_PORT" -U chorus "$db"
 "$bin" "postgresql://chorus@127.0.0.1:$CHORUS_PG_PORT/$db" \
   "-h 127.0.0.1 -p $CHORUS_PG_PORT -U chorus $db" "$pg_bin/pgbench" \
-  "${BENCH_ROUNDS:-3}" "${BENCH_DURATION:-5}"
+  "${BENCH_ROUNDS:-3}" "${BENCH_DURATION:-5}" "redis://127.0.0.1:$CHORUS_REDIS_PORT/0"

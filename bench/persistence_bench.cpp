@@ -6,7 +6,10 @@
 //     Alternating rounds; medians of appends/s and latency, and the ratio ours/pgbench.
 //   restore: loading a stream of 10,000 events, without a snapshot and from a snapshot.
 //
-// Usage: persistence_bench DSN PGBENCH PORT [rounds] [seconds]. Not a test: asserts nothing.
+//   feed: the outbox relay publishing the backlog the appends left, next to the journal's rate.
+//
+// Usage: persistence_bench DSN PGBENCH-CONN-ARGS PGBENCH [rounds] [seconds] [REDIS-URL].
+// Not a test: asserts nothing.
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +31,8 @@
 #include "nodes/node_system_config.hpp"
 #include "persistence/journal_actor.hpp"
 #include "persistence/journal_pg.hpp"
+#include "persistence/outbox_relay.hpp"
+#include "persistence/redis_client.hpp"
 
 using namespace chorus;
 using namespace chorus::persistence;
@@ -148,7 +153,8 @@ round_result run_pgbench(const std::string& pgbench, const std::string& conn, in
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (argc < 4) {
-    std::fprintf(stderr, "usage: persistence_bench DSN PGBENCH-CONN-ARGS PGBENCH [rounds] [s]\n");
+    std::fprintf(stderr,
+                 "usage: persistence_bench DSN PGBENCH-CONN-ARGS PGBENCH [rounds] [s] [REDIS]\n");
     return 2;
   }
   std::string dsn = argv[1], conn = argv[2], pgbench = argv[3];
@@ -225,5 +231,40 @@ int main(int argc, char** argv) {
   std::printf("\nrestore of a 10,000-event stream, median of 5:\n");
   std::printf("  without snapshot %.2f ms, from snapshot %.2f ms (ratio %.1fx)\n", median(full),
               median(snap), median(snap) > 0 ? median(full) / median(snap) : 0.0);
+
+  // Feed: the outbox relay publishing the backlog the appends left (to a Redis stream of this
+  // run, trimmed to ~100,000 entries, deleted after), for `seconds`, next to the journal's rate.
+  // A relay slower than the journal lets the feed lag behind a sustained write load.
+  if (argc > 6) {
+    redis_client_config rc;
+    rc.url = argv[6];
+    auto client = redis_client::make(rc);
+    if (!client) {
+      std::fprintf(stderr, "redis: %s\n", to_string(client.error()).c_str());
+      return 1;
+    }
+    outbox_relay_config cfg;
+    cfg.dsn = dsn;
+    cfg.stream = "chorus:bench:feed-" + run_id;
+    cfg.maxlen_approx = 100000;  // batch: the default, as in cluster.conf (relay-batch)
+    outbox_relay relay{cfg, *client};
+    auto t0 = clock_type::now();
+    auto until = t0 + std::chrono::seconds{seconds};
+    while (clock_type::now() < until) {
+      auto step = relay.step();
+      if (!step) {
+        std::fprintf(stderr, "relay: %s\n", to_string(step.error()).c_str());
+        return 1;
+      }
+      if (*step == 0) break;  // the backlog is gone
+    }
+    auto elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+    auto rate = static_cast<double>(relay.published()) / elapsed;
+    (*client)->del({cfg.stream});
+    std::printf("\nfeed: the outbox relay published %llu events in %.1f s of backlog:\n",
+                static_cast<unsigned long long>(relay.published()), elapsed);
+    std::printf("  %.0f events/s, %.2f x the journal's median appends/s\n", rate,
+                ours > 0 ? rate / ours : 0.0);
+  }
   return 0;
 }

@@ -1,15 +1,12 @@
 -- The outbox keeps one row per appending transaction instead of one per event. Group commit
 -- writes dozens of events per transaction, and a row each cost a heap tuple and two index
 -- entries per event, about a fifth of an append (bench/README.md, persistence). The relay
--- finds a transaction's events by the events_txid_position index, in feed order as before, and
--- records in published_through the last event out of a transaction it published in part (a
--- step holds at most relay-batch events; the events written before 0004 share one txid).
+-- finds a transaction's events by the events_txid_position index, in feed order as before.
 -- Nodes still on the old schema must not append while the rows move: they wait, then fail.
 LOCK TABLE outbox IN EXCLUSIVE MODE;
 CREATE TABLE outbox_by_transaction (
-  txid              xid8 PRIMARY KEY,
-  published_at      timestamptz,
-  published_through bigint NOT NULL DEFAULT 0
+  txid         xid8 PRIMARY KEY,
+  published_at timestamptz
 );
 INSERT INTO outbox_by_transaction (txid, published_at)
   SELECT e.txid, CASE WHEN bool_and(o.published_at IS NOT NULL) THEN max(o.published_at) END
