@@ -6,7 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -93,6 +95,11 @@ uint16_t free_port() {
   // be taken by any outgoing connection (tests open thousands) before the node binds it.
   thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_int_distribution<int> pick{20000, 32767};
+  // Never the same port twice in one process: a port handed out is free only until its node
+  // binds it, so two picks for one cluster could otherwise collide (a cluster takes 12; that
+  // happened about once in a few full runs).
+  static std::mutex handed_mtx;
+  static std::set<uint16_t> handed;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) break;
@@ -100,6 +107,13 @@ uint16_t free_port() {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     auto port = static_cast<uint16_t>(pick(rng));
+    {
+      std::lock_guard<std::mutex> guard{handed_mtx};
+      if (!handed.insert(port).second) {
+        ::close(fd);
+        continue;
+      }
+    }
     addr.sin_port = htons(port);
     auto ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     ::close(fd);
