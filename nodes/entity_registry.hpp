@@ -9,11 +9,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 
+#include "actors/deadline_wheel.hpp"
 #include "actors/entity_kind.hpp"
 #include "common/json_log.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
-#include "actors/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 
 namespace chorus {

@@ -7,11 +7,11 @@
 
 #include <caf/actor_system.hpp>
 
+#include "actors/deadline_wheel.hpp"
 #include "actors/entity_gateway.hpp"
 #include "messages/caf_types.hpp"
 #include "messages/envelope.hpp"
 #include "nodes/cluster_config.hpp"
-#include "actors/deadline_wheel.hpp"
 #include "nodes/entity_directory.hpp"
 #include "nodes/entity_registry.hpp"
 
