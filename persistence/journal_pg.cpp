@@ -10,12 +10,15 @@
 
 #include "persistence/errc.hpp"
 #include "persistence/migrations.hpp"
+#include "persistence/pg_arrays.hpp"
 #include "persistence/pg_errors.hpp"
 
 namespace chorus::persistence {
 
 using detail::guarded_pg;
+using detail::int_array;
 using detail::is_error;
+using detail::text_array;
 
 namespace {
 
@@ -24,41 +27,6 @@ constexpr long long migration_lock_key = 0x63686f727573;  // "chorus"
 
 // Pages of events read at a time while restoring a stream.
 constexpr int64_t load_page = 10000;
-
-// A PostgreSQL array literal of text elements: {"a","b\"c"}.
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
-template <class Int>
-std::string int_array(const std::vector<Int>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(items[i]);
-  }
-  return out + '}';
-}
-
-std::string bool_array(const std::vector<bool>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += items[i] ? 't' : 'f';
-  }
-  return out + '}';
-}
 
 std::string hex(const std::string& bytes) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -251,14 +219,21 @@ caf::expected<std::vector<bool>> journal_pg::append_batch(
       known.push_back(req.expected_exists);
     }
   }
+  // The batch as array parameters, encoded once for either form of the statement.
+  const auto streams_p = text_array(streams), expected_p = int_array(expected),
+             versions_p = int_array(versions), types_p = text_array(types),
+             payloads_p = text_array(payloads), metadata_p = text_array(metadata),
+             known_p = int_array(known);
+  auto run = [&](auto& tx, const char* statement) {
+    return tx.exec_prepared(statement, streams_p, expected_p, versions_p, types_p, payloads_p,
+                            metadata_p, known_p);
+  };
   // Nothing when the batch must settle a race (append_statement).
   auto fast = [&]() -> std::optional<std::vector<bool>> {
     pqxx::nontransaction tx{conn_->pg};
     pqxx::result rows;
     try {
-      rows = tx.exec_prepared("chorus_append_fast", text_array(streams), int_array(expected),
-                              int_array(versions), text_array(types), text_array(payloads),
-                              text_array(metadata), bool_array(known));
+      rows = run(tx, "chorus_append_fast");
     } catch (const pqxx::unique_violation&) {
       return std::nullopt;
     } catch (const pqxx::transaction_rollback&) {
@@ -272,9 +247,7 @@ caf::expected<std::vector<bool>> journal_pg::append_batch(
   };
   auto settle = [&]() -> caf::expected<std::vector<bool>> {
     pqxx::work tx{conn_->pg};
-    auto rows = tx.exec_prepared("chorus_append_settling", text_array(streams), int_array(expected),
-                                 int_array(versions), text_array(types), text_array(payloads),
-                                 text_array(metadata), bool_array(known));
+    auto rows = run(tx, "chorus_append_settling");
     std::vector<size_t> written(batch.size(), 0);
     std::vector<std::vector<int64_t>> positions(batch.size());
     for (const auto& row : rows) {

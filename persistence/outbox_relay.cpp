@@ -9,6 +9,7 @@
 
 #include "persistence/event_feed.hpp"
 #include "persistence/journal_pg.hpp"
+#include "persistence/pg_arrays.hpp"
 #include "persistence/pg_errors.hpp"
 #include "persistence/redis_client.hpp"
 #include "persistence/redis_streams.hpp"
@@ -39,15 +40,6 @@ constexpr const char* select_batch_sql = R"sql(
   ORDER BY due.txid, e.global_position
   LIMIT $1
 )sql";
-
-std::string uint_array(const std::vector<uint64_t>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(items[i]);
-  }
-  return out + '}';
-}
 
 }  // namespace
 
@@ -144,7 +136,7 @@ caf::expected<size_t> outbox_relay::step() {
       pqxx::work tx{conn_->pg};
       if (!done.empty())
         tx.exec_params("UPDATE outbox SET published_at = now() WHERE txid = ANY($1::xid8[])",
-                       uint_array(done));
+                       detail::int_array(done));
       if (partly)
         tx.exec_params("UPDATE outbox SET published_through = $2 WHERE txid = $1::xid8",
                        std::to_string(partly->txid), partly->position);
