@@ -151,6 +151,8 @@ printf '%-44s %12s %12s %8s\n' "chat: $members members, ${interval} ms x ${secon
 printf '%-44s %12.2f %12.2f %8s\n' "  median p50 latency (ms)" "$o50" "$p50" "$(ratio "$o50" "$p50")"
 printf '%-44s %12.2f %12.2f %8s\n' "  median p99 latency (ms)" "$o99" "$p99" "$(ratio "$o99" "$p99")"
 printf '%-44s %12.2f %12.2f %8s\n' "  median max latency (ms)" "$omax" "$pmax" "$(ratio "$omax" "$pmax")"
+ofirst=$(m chorus first_p50_ms); pfirst=$(m redis first_p50_ms)
+printf '%-44s %12.2f %12.2f %8s\n' "  median first delivery of a message (ms)" "$ofirst" "$pfirst" "$(ratio "$ofirst" "$pfirst")"
 printf '%-44s %11s%% %11s%% %8s\n' "  delivered / expected (all rounds)" "$odel" "$pdel" "-"
 ocpu=$(m chorus server_cpu_s); pcpu=$(m redis server_cpu_s)
 occpu=$(m chorus client_cpu_s); pccpu=$(m redis client_cpu_s)

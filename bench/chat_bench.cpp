@@ -30,6 +30,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -383,6 +384,7 @@ struct run_state {
 struct loop {
   net::io_context ioc{1};
   std::vector<int64_t> latencies_us;
+  std::vector<int64_t> first_us;  // per message, its earliest delivery on this loop
   uint64_t dup = 0;
   uint64_t bad = 0;
   std::vector<std::function<void(std::function<void()>)>> pending;  // receivers to start
@@ -413,6 +415,8 @@ class receiver {
     if (got_[k] != 0) return void(++loop_.dup);
     got_[k] = 1;
     loop_.latencies_us.push_back(now - sent);
+    if (loop_.first_us.size() <= k) loop_.first_us.resize(got_.size(), INT64_MAX);
+    loop_.first_us[k] = std::min(loop_.first_us[k], now - sent);
     ++run_.delivered;
   }
 
@@ -685,13 +689,19 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
   for (auto& l : loops) l->ioc.stop();
   for (auto& t : threads) t.join();
   std::vector<int64_t> all;
+  // The first member to hear a message: the send and publish path, before most of the fan-out.
+  std::vector<int64_t> first(st.messages, INT64_MAX);
   uint64_t dup = 0, bad = 0;
   for (auto& l : loops) {
     all.insert(all.end(), l->latencies_us.begin(), l->latencies_us.end());
+    for (size_t k = 0; k < l->first_us.size() && k < first.size(); ++k)
+      first[k] = std::min(first[k], l->first_us[k]);
     dup += l->dup;
     bad += l->bad;
   }
   std::sort(all.begin(), all.end());
+  first.erase(std::remove(first.begin(), first.end(), INT64_MAX), first.end());
+  std::sort(first.begin(), first.end());
   std::sort(send_us.begin(), send_us.end());
   auto pct = [](const std::vector<int64_t>& v, double p) -> int64_t {
     if (v.empty()) return 0;
@@ -701,12 +711,12 @@ int run(const char* side, std::vector<std::unique_ptr<loop>>& loops, run_state& 
   std::printf(
       "result %s members=%zu messages=%zu expected=%llu delivered=%llu dup=%llu bad=%llu "
       "closed=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f send_p50_ms=%.2f send_max_ms=%.2f "
-      "post_failed=%zu client_cpu_s=%.1f\n",
+      "post_failed=%zu client_cpu_s=%.1f first_p50_ms=%.2f\n",
       side, members, st.messages, static_cast<unsigned long long>(members * st.messages),
       static_cast<unsigned long long>(all.size()), static_cast<unsigned long long>(dup),
       static_cast<unsigned long long>(bad), st.closed.load(), ms(pct(all, 0.5)), ms(pct(all, 0.99)),
       ms(all.empty() ? 0 : all.back()), ms(pct(send_us, 0.5)),
-      ms(send_us.empty() ? 0 : send_us.back()), post_failed, cpu_seconds());
+      ms(send_us.empty() ? 0 : send_us.back()), post_failed, cpu_seconds(), ms(pct(first, 0.5)));
   std::fflush(stdout);
   return rc;
 }

@@ -3,6 +3,7 @@
 // Internal to http_edge: what the event loop, the workers and late actor answers share. Pulls
 // in Boost.Beast, so only edge_server.cpp and ws_session.cpp include it.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -74,8 +76,12 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
         log(l),
         probe(registry),
         live(std::move(lc)),
-        workers(cfg.worker_threads),
-        ioc(static_cast<int>(cfg.io_threads)) {}
+        workers(cfg.worker_threads) {
+    for (size_t i = 0; i < std::max<size_t>(1, cfg.io_threads); ++i) {
+      loops.push_back(std::make_unique<net::io_context>(1));
+      keep.push_back(net::make_work_guard(*loops.back()));
+    }
+  }
 
   edge_config cfg;
   json_log& log;
@@ -88,7 +94,21 @@ struct edge_server::core : std::enable_shared_from_this<edge_server::core> {
   /// Hands (topic, json) to the node's live hub (typing indicators, presence); may be empty.
   std::function<void(const std::string& topic, const std::string& json)> publish;
   net::thread_pool workers;
-  net::io_context ioc;
+  /// The event loops, one thread each: a connection lives on one loop for its whole life, so
+  /// its handlers never run concurrently (no strand) and the live hub hands a loop the event
+  /// for all its subscribers in one post. `keep` holds each loop open until stop().
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep;
+  std::atomic<size_t> next_loop{0};
+  /// The loop a new connection goes to: round robin.
+  net::io_context& pick_loop() { return *loops[next_loop++ % loops.size()]; }
+  /// The index in `loops` of the loop `ex` runs on; loops.size() if none.
+  [[nodiscard]] size_t loop_of(const net::any_io_executor& ex) const {
+    const auto* io = ex.target<net::io_context::executor_type>();
+    for (size_t i = 0; io != nullptr && i < loops.size(); ++i)
+      if (&io->context() == loops[i].get()) return i;
+    return loops.size();
+  }
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // http-port, then ws-port
   std::vector<std::thread> threads;
   std::atomic<size_t> connections{0};

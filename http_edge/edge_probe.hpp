@@ -24,7 +24,7 @@ class edge_probe {
   /// `reason`: "client" (closed or vanished), "idle" (no pong), "slow_reader", "session_ended",
   /// "shutdown".
   void ws_closed(const std::string& reason);
-  void ws_sent() { ws_sent_.Increment(); }
+  void ws_sent(size_t frames) { ws_sent_.Increment(static_cast<double>(frames)); }
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;

@@ -13,9 +13,9 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <caf/sec.hpp>
 
@@ -27,10 +27,11 @@
 #include "persistence/gcra.hpp"
 #include "persistence/rate_limiter.hpp"
 
-// The edge's network side: one Boost.Beast event loop (io_threads threads) accepts, parses and
-// writes every connection; a route either answers on the loop (route_async: it starts an actor
-// request and finishes from the answer) or runs on the worker pool (route: it may block). So a
-// slow or idle client costs a socket and a buffer, never a thread.
+// The edge's network side: io_threads Boost.Beast event loops, one thread each, accept, parse and
+// write every connection (each connection stays on the loop it was accepted to); a route either
+// answers on the loop (route_async: it starts an actor request and finishes from the answer) or
+// runs on the worker pool (route: it may block). So a slow or idle client costs a socket and a
+// buffer, never a thread.
 
 namespace chorus::edge {
 
@@ -53,7 +54,7 @@ const char* method_name(http_method m) {
 
 /// One HTTP/1.1 connection: reads a request, has the core answer it, writes the answer, and
 /// again while the client keeps the connection alive. Everything runs on the connection's
-/// strand; answers from workers and actors are posted back to it.
+/// loop (one thread); answers from workers and actors are posted back to it.
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(tcp::socket socket, std::shared_ptr<edge_server::core> core)
@@ -246,7 +247,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
   // An upgrade to /v1/ws: authenticated on a worker (the session lookup may wait), then the
-  // connection becomes a WebSocket session on this strand.
+  // connection becomes a WebSocket session on this loop.
   void upgrade(const std::shared_ptr<exchange>& x) {
     auto core = core_;
     net::post(core->workers, [self = shared_from_this(), core, x] {
@@ -308,7 +309,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   // A file (or part of one): the header through Beast, then the bytes with sendfile(2) from the
   // file straight to the socket, as nginx does; the file is never in user memory. The socket
-  // is non-blocking: when the kernel's send buffer is full, the loop waits (on the strand) for
+  // is non-blocking: when the kernel's send buffer is full, the loop waits (on the connection) for
   // the socket to be writable, at most write_timeout each time.
   struct file_send {
     http::response<http::empty_body> res;
@@ -434,7 +435,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 };
 
 void accept(const std::shared_ptr<edge_server::core>& core, tcp::acceptor& acceptor) {
-  acceptor.async_accept(net::make_strand(core->ioc),
+  acceptor.async_accept(net::any_io_executor{core->pick_loop().get_executor()},
                         [core, &acceptor](beast::error_code ec, tcp::socket socket) {
                           if (ec == net::error::operation_aborted || core->stopping) return;
                           if (!ec) {
@@ -617,6 +618,17 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
       log_(log),
       core_(std::make_shared<core>(cfg_, registry, log, std::move(live))) {
   core_->publish = hooks_.publish_live;
+  // The live hub hands each loop an event for all its subscribers at once. Weak: the table
+  // may outlive the edge.
+  std::vector<live_connections::post_fn> loops;
+  for (size_t i = 0; i < core_->loops.size(); ++i)
+    loops.emplace_back([w = std::weak_ptr<core>{core_}, i](std::function<void()> fn) {
+      if (auto c = w.lock()) net::post(*c->loops[i], std::move(fn));
+    });
+  core_->live->set_loops(std::move(loops));
+  core_->live->set_sent_counter([w = std::weak_ptr<core>{core_}](size_t n) {
+    if (auto c = w.lock()) c->probe.ws_sent(n);
+  });
   // /healthz never waits: answered on the event loop.
   route_async(http_method::get, "/healthz", "/healthz",
               [](const http_request&, http_response& res, const std::string&, finish_fn done) {
@@ -763,7 +775,7 @@ caf::error edge_server::bind() {
     };
     auto address = net::ip::make_address(cfg_.host, ec);
     if (ec) return fail("not an IP address: " + ec.message());
-    auto acc = std::make_unique<tcp::acceptor>(core_->ioc);
+    auto acc = std::make_unique<tcp::acceptor>(*core_->loops.front());
     tcp::endpoint ep{address, port};
     acc->open(ep.protocol(), ec);
     // SO_REUSEADDR: a node restarted right after kill -9 binds through TIME_WAIT; a port another
@@ -779,8 +791,8 @@ caf::error edge_server::bind() {
 
 void edge_server::start() {
   for (auto& acc : core_->acceptors) accept(core_, *acc);
-  for (size_t i = 0; i < std::max<size_t>(1, cfg_.io_threads); ++i)
-    core_->threads.emplace_back([c = core_] { c->ioc.run(); });
+  for (auto& loop : core_->loops)
+    core_->threads.emplace_back([c = core_, io = loop.get()] { io->run(); });
   log_.info("edge", "http listening", {{"host", cfg_.host}, {"port", std::to_string(cfg_.port)}});
 }
 
@@ -788,14 +800,15 @@ void edge_server::stop() {
   if (!core_ || core_->stopping.exchange(true)) return;
   // A raw pointer: a handler left queued in the loop must not keep the core (which owns the
   // loop) alive; the loop's threads are joined below, before the core can go.
-  net::post(core_->ioc, [c = core_.get()] {
+  net::post(*core_->loops.front(), [c = core_.get()] {
     beast::error_code ec;
     for (auto& acc : c->acceptors) acc->close(ec);
   });
   // Blocking handlers finish (each within the entity deadline), then the loop stops; the
   // connections still open are closed when the io_context goes with the last reference.
   core_->workers.join();
-  core_->ioc.stop();
+  core_->keep.clear();
+  for (auto& loop : core_->loops) loop->stop();
   for (auto& t : core_->threads)
     if (t.joinable()) t.join();
   // Handlers hold actor handles (query services): release them now, not when the last pending

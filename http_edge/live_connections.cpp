@@ -1,5 +1,7 @@
 #include "http_edge/live_connections.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace chorus::edge {
@@ -50,15 +52,40 @@ void live_connections::unsubscribe(const std::string& topic, const live_client* 
   if (interest_) interest_(topic, false);
 }
 
+std::string ws_text_frame(std::string_view payload) {
+  // RFC 6455 5.2: FIN + text opcode, then the length in 7 bits, or 126 and 16 bits, or 127 and
+  // 64 bits (network order); a server's frames are not masked.
+  std::string out;
+  auto n = static_cast<uint64_t>(payload.size());
+  out.reserve(payload.size() + 10);
+  out.push_back(static_cast<char>(0x81));
+  if (n < 126) {
+    out.push_back(static_cast<char>(n));
+  } else if (n <= 0xffff) {
+    out.push_back(static_cast<char>(126));
+    for (int shift = 8; shift >= 0; shift -= 8)
+      out.push_back(static_cast<char>((n >> shift) & 0xff));
+  } else {
+    out.push_back(static_cast<char>(127));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      out.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  out.append(payload);
+  return out;
+}
+
 void live_connections::deliver(const std::string& topic, const std::string& json) {
-  std::vector<std::shared_ptr<live_client>> targets;
+  // Per loop the connections on it; the last slot takes those that push from any thread.
+  std::vector<std::vector<std::shared_ptr<live_client>>> targets(loops_.size() + 1);
+  bool any = false;
   {
     std::lock_guard<std::mutex> guard{mutex_};
     auto i = topics_.find(topic);
     if (i == topics_.end()) return;
     for (auto j = i->second.begin(); j != i->second.end();) {
       if (auto c = j->second.lock()) {
-        targets.push_back(std::move(c));
+        targets[std::min(c->loop(), loops_.size())].push_back(std::move(c));
+        any = true;
         ++j;
       } else {
         j = i->second.erase(j);
@@ -69,11 +96,18 @@ void live_connections::deliver(const std::string& topic, const std::string& json
       if (interest_) interest_(topic, false);
     }
   }
-  if (targets.empty()) return;
+  if (!any) return;
   // Topics are made by the edge and the entities from ids: nothing in them needs escaping.
-  auto frame = std::make_shared<const std::string>(R"({"type":"event","topic":")" + topic +
-                                                   R"(","data":)" + json + "}");
-  for (const auto& c : targets) c->push(frame);
+  auto frame = std::make_shared<const std::string>(
+      ws_text_frame(R"({"type":"event","topic":")" + topic + R"(","data":)" + json + "}"));
+  auto send = [frame, sent = sent_](const std::vector<std::shared_ptr<live_client>>& to) {
+    size_t n = 0;
+    for (const auto& c : to) n += c->push(frame) ? 1 : 0;
+    if (sent && n > 0) sent(n);
+  };
+  for (size_t l = 0; l < loops_.size(); ++l)
+    if (!targets[l].empty()) loops_[l]([send, to = std::move(targets[l])] { send(to); });
+  send(targets.back());
 }
 
 void live_connections::revoke(const std::string& topic, const std::string& user) {

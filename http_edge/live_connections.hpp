@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -15,9 +16,14 @@ namespace chorus::edge {
 class live_client {
  public:
   virtual ~live_client() = default;
-  /// Queues a text frame for the client; thread-safe, never blocks. A client that falls too far
-  /// behind is disconnected by its connection, not buffered without bound.
-  virtual void push(std::shared_ptr<const std::string> frame) = 0;
+  /// The event loop the client lives on (an index into live_connections::set_loops), or any
+  /// larger number for a client that takes push from any thread.
+  [[nodiscard]] virtual size_t loop() const = 0;
+  /// Sends `frame`, a whole WebSocket frame as it goes on the wire (ws_text_frame), or queues
+  /// it; called on the client's loop, never blocks. A client that falls too far behind is
+  /// disconnected by its connection, not buffered without bound. Returns whether it went out
+  /// or was queued (false: the connection is closed).
+  virtual bool push(const std::shared_ptr<const std::string>& frame) = 0;
   /// The signed-in user on the other end.
   [[nodiscard]] virtual const std::string& user() const = 0;
   /// The subscription to `topic` was ended by the server (see live_revoke); thread-safe.
@@ -27,11 +33,23 @@ class live_client {
   virtual void subscribed(const std::string& topic) = 0;
 };
 
+/// A WebSocket text frame (FIN, unmasked, as a server sends it) carrying `payload`.
+std::string ws_text_frame(std::string_view payload);
+
 /// The node's WebSocket subscriptions, topic -> connections: the node's live hub delivers here
-/// and each subscribed connection gets the event queued. Thread-safe (one mutex; delivery holds
-/// it only to collect the connections).
+/// and each subscribed connection gets the event. Thread-safe (one mutex; delivery holds it only
+/// to collect the connections). An event is framed once, and each event loop gets it for all
+/// its subscribers in one post.
 class live_connections final : public live_subscribers {
  public:
+  /// Runs a function on one event loop.
+  using post_fn = std::function<void(std::function<void()>)>;
+  /// The edge's event loops (live_client::loop indexes them); set once, before any
+  /// subscription.
+  void set_loops(std::vector<post_fn> loops) { loops_ = std::move(loops); }
+  /// Counts the frames handed to clients (a metric); set once, like set_loops.
+  void set_sent_counter(std::function<void(size_t)> fn) { sent_ = std::move(fn); }
+
   /// Tells the node's hub that this node wants (`on`) or no longer wants a topic; called with
   /// the table's lock held, so the hub sees the changes in the order they happened. Set once,
   /// before any subscription; without it every subscription is confirmed at once.
@@ -65,6 +83,8 @@ class live_connections final : public live_subscribers {
   std::unordered_map<std::string, int> users_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<live_client>>> pending_;
   interest_fn interest_;
+  std::vector<post_fn> loops_;
+  std::function<void(size_t)> sent_;
 };
 
 }  // namespace chorus::edge

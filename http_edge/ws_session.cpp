@@ -40,12 +40,82 @@ std::string json_of(std::initializer_list<std::pair<const char*, std::string>> f
   return out;
 }
 
-class ws_session final : public live_client, public std::enable_shared_from_this<ws_session> {
+/// Where the session's writer takes bytes for the wire (ws_transport hands it Beast's writes).
+class frame_sink {
+ public:
+  virtual ~frame_sink() = default;
+  /// Sends or queues `bytes` after everything given before; false when the connection is gone.
+  virtual bool put(std::shared_ptr<const std::string> bytes) = 0;
+  /// Calls `fn` once everything given so far is on the wire (or the connection is gone).
+  virtual void when_drained(std::function<void()> fn) = 0;
+};
+
+/// The layer under the session's websocket::stream. Reads go to the socket. Every write Beast
+/// makes (the upgrade's answer, pongs, pings, the close frame) is copied to the session's
+/// writer, which also takes the frames the session and the live hub frame themselves: one
+/// writer puts whole frames on the wire in order, and an event goes out with one send(2),
+/// without an asynchronous operation per frame.
+class ws_transport {
+ public:
+  using executor_type = beast::tcp_stream::executor_type;
+  using next_layer_type = beast::tcp_stream;
+
+  ws_transport(beast::tcp_stream stream, frame_sink* sink)
+      : stream_(std::move(stream)), sink_(sink) {}
+
+  executor_type get_executor() noexcept { return stream_.get_executor(); }
+  next_layer_type& next_layer() noexcept { return stream_; }
+  [[nodiscard]] const next_layer_type& next_layer() const noexcept { return stream_; }
+  frame_sink& sink() noexcept { return *sink_; }
+
+  template <class MutableBufferSequence, class ReadHandler>
+  auto async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
+    return stream_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+  }
+
+  template <class ConstBufferSequence, class WriteHandler>
+  auto async_write_some(const ConstBufferSequence& buffers, WriteHandler&& handler) {
+    return net::async_initiate<WriteHandler, void(beast::error_code, size_t)>(
+        [this](auto h, const ConstBufferSequence& b) {
+          std::string bytes(net::buffer_size(b), '\0');
+          net::buffer_copy(net::buffer(bytes), b);
+          size_t n = bytes.size();
+          beast::error_code ec;
+          if (!sink_->put(std::make_shared<const std::string>(std::move(bytes)))) {
+            ec = net::error::connection_aborted;
+            n = 0;
+          }
+          auto ex = net::get_associated_executor(h, stream_.get_executor());
+          net::post(ex, beast::bind_front_handler(std::move(h), ec, n));
+        },
+        handler, buffers);
+  }
+
+ private:
+  beast::tcp_stream stream_;
+  frame_sink* sink_;
+};
+
+// Beast closes a WebSocket with a teardown of its next layer: here once the writer has put the
+// close frame (and all before it) on the wire.
+template <class TeardownHandler>
+void async_teardown(beast::role_type role, ws_transport& t, TeardownHandler&& handler) {
+  auto h = std::make_shared<std::decay_t<TeardownHandler>>(std::forward<TeardownHandler>(handler));
+  t.sink().when_drained([role, &t, h] {
+    using beast::websocket::async_teardown;
+    async_teardown(role, t.next_layer(), std::move(*h));
+  });
+}
+
+class ws_session final : public live_client,
+                         public frame_sink,
+                         public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(std::shared_ptr<edge_server::core> core, beast::tcp_stream stream, std::string user_id,
              http_request credentials)
       : core_(std::move(core)),
-        ws_(std::move(stream)),
+        ws_(std::move(stream), this),
+        loop_(core_->loop_of(ws_.get_executor())),
         user_(std::move(user_id)),
         credentials_(std::move(credentials)),
         check_(ws_.get_executor()) {
@@ -73,8 +143,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
 
   void subscribed(const std::string& topic) override {
     net::post(ws_.get_executor(), [self = shared_from_this(), topic] {
-      self->enqueue(
-          std::make_shared<const std::string>(json_of({{"type", "subscribed"}, {"topic", topic}})));
+      self->send_json(json_of({{"type", "subscribed"}, {"topic", topic}}));
     });
   }
 
@@ -82,8 +151,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     net::post(ws_.get_executor(), [self = shared_from_this(), topic] {
       self->last_typing_.erase(topic);
       if (self->topics_.erase(topic) == 0) return;
-      self->enqueue(std::make_shared<const std::string>(
-          json_of({{"type", "unsubscribed"}, {"topic", topic}, {"reason", "removed"}})));
+      self->send_json(json_of({{"type", "unsubscribed"}, {"topic", topic}, {"reason", "removed"}}));
     });
   }
 
@@ -101,8 +169,9 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     const auto& cfg = core_->cfg;
     beast::error_code ec;
     // The kernel buffers little per connection; the queue below is what a slow reader may fill.
-    beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(64 * 1024),
-                                                     ec);
+    socket().set_option(net::socket_base::send_buffer_size(64 * 1024), ec);
+    // put() writes at once what the kernel takes now, and leaves the rest to the loop.
+    socket().non_blocking(true, ec);
     websocket::stream_base::timeout opt{std::chrono::seconds{10}, cfg.ws_idle_timeout, true};
     ws_.set_option(opt);
     ws_.read_message_max(cfg.ws_max_message_bytes);
@@ -117,11 +186,53 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     });
   }
 
-  void push(std::shared_ptr<const std::string> frame) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame)] {
-      self->core_->probe.ws_sent();
-      self->enqueue(frame);
-    });
+  [[nodiscard]] size_t loop() const override { return loop_; }
+
+  // On the loop (live_connections posts there; a session whose loop the core does not know
+  // gets it posted).
+  bool push(const std::shared_ptr<const std::string>& frame) override {
+    if (loop_ >= core_->loops.size()) {
+      net::post(ws_.get_executor(), [self = shared_from_this(), frame] {
+        if (!self->closed_) self->put(frame);
+      });
+      return true;
+    }
+    if (closed_) return false;
+    return put(frame);
+  }
+
+  // On the loop: straight to the socket when nothing is queued, as much as the kernel takes;
+  // the rest waits its turn. Frames are whole (ws_text_frame, or a write Beast made).
+  bool put(std::shared_ptr<const std::string> bytes) override {
+    if (ended_) return false;
+    if (out_.empty()) {
+      beast::error_code ec;
+      size_t n = socket().write_some(net::buffer(*bytes), ec);  // non-blocking
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        ec = {};
+        n = 0;
+      }
+      if (ec) {
+        end("client");
+        return false;
+      }
+      if (n == bytes->size()) return true;
+      sent_ = n;
+    }
+    if (queued_bytes_ + bytes->size() > core_->cfg.ws_max_queued_bytes) {
+      // The client does not read: drop it rather than buffer without bound.
+      end("slow_reader");
+      return false;
+    }
+    queued_bytes_ += bytes->size();
+    out_.push_back(std::move(bytes));
+    if (out_.size() == 1) write_queued();
+    return true;
+  }
+
+  void when_drained(std::function<void()> fn) override {
+    if (out_.empty() || ended_) return fn();
+    drained_.push_back(std::move(fn));
   }
 
  private:
@@ -220,8 +331,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     };
     auto type = field("type");
     auto topic = field("topic");
-    if (type == "ping")
-      return enqueue(std::make_shared<const std::string>(json_of({{"type", "pong"}})));
+    if (type == "ping") return send_json(json_of({{"type", "pong"}}));
     if (type == "typing") return typing(topic);
     if (type == "presence") {
       auto status = field("status");
@@ -239,8 +349,7 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     if (type == "unsubscribe") {
       last_typing_.erase(topic);
       if (topics_.erase(topic) > 0) core_->live->unsubscribe(topic, this);
-      return enqueue(std::make_shared<const std::string>(
-          json_of({{"type", "unsubscribed"}, {"topic", topic}})));
+      return send_json(json_of({{"type", "unsubscribed"}, {"topic", topic}}));
     }
     if (topics_.count(topic) == 0 && topics_.size() + pending_ >= core_->cfg.ws_max_topics)
       return reply_error("too_many_topics",
@@ -298,34 +407,40 @@ class ws_session final : public live_client, public std::enable_shared_from_this
         topic.empty()
             ? json_of({{"type", "error"}, {"code", code}, {"message", message}})
             : json_of({{"type", "error"}, {"code", code}, {"message", message}, {"topic", topic}});
-    enqueue(std::make_shared<const std::string>(std::move(json)));
+    send_json(std::move(json));
   }
 
-  // On the strand.
-  void enqueue(std::shared_ptr<const std::string> frame) {
-    if (closed_) return;
-    if (queued_bytes_ + frame->size() > core_->cfg.ws_max_queued_bytes) {
-      // The client does not read: drop it rather than buffer without bound.
-      return end("slow_reader");
+  // On the loop: one JSON text message to the client, unless the session is closing.
+  void send_json(const std::string& json) {
+    if (!closed_) put(std::make_shared<const std::string>(ws_text_frame(json)));
+  }
+
+  tcp::socket& socket() { return beast::get_lowest_layer(ws_).socket(); }
+
+  // The queue's head (from sent_ on) and what follows it, up to 16 frames, in one writev.
+  void write_queued() {
+    std::vector<net::const_buffer> bufs;
+    for (const auto& f : out_) {
+      if (bufs.size() == 16) break;
+      bufs.push_back(net::buffer(*f) + (bufs.empty() ? sent_ : 0));
     }
-    queued_bytes_ += frame->size();
-    out_.push_back(std::move(frame));
-    if (!writing_) write_next();
-  }
-
-  void write_next() {
-    writing_ = true;
-    ws_.text(true);
-    ws_.async_write(net::buffer(*out_.front()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->queued_bytes_ -= self->out_.front()->size();
-                      self->out_.pop_front();
-                      if (ec) return self->end("client");
-                      if (self->out_.empty())
-                        self->writing_ = false;
-                      else
-                        self->write_next();
-                    });
+    socket().async_write_some(bufs, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (self->ended_) return;
+      if (ec) return self->end("client");
+      while (n > 0) {
+        auto left = self->out_.front()->size() - self->sent_;
+        if (n < left) {
+          self->sent_ += n;
+          break;
+        }
+        n -= left;
+        self->queued_bytes_ -= self->out_.front()->size();
+        self->out_.pop_front();
+        self->sent_ = 0;
+      }
+      if (!self->out_.empty()) return self->write_queued();
+      for (auto& fn : std::exchange(self->drained_, {})) fn();
+    });
   }
 
   void end(const char* reason) {
@@ -336,21 +451,30 @@ class ws_session final : public live_client, public std::enable_shared_from_this
     topics_.clear();
     beast::error_code ec;
     check_.cancel();
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
-    beast::get_lowest_layer(ws_).socket().close(ec);
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
+    ended_ = true;
+    out_.clear();
+    queued_bytes_ = 0;
+    for (auto& fn : std::exchange(drained_, {})) fn();
   }
 
   std::shared_ptr<edge_server::core> core_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<ws_transport> ws_;
+  size_t loop_;  // the index of the loop this connection lives on (core::loops)
   std::string user_;
   http_request credentials_;  // the upgrade's Authorization header or access_token
   net::steady_timer check_;
   beast::flat_buffer in_;
+  // The writer (put): frames waiting for the socket, the bytes of the first already sent, and
+  // who waits for the queue to empty (a close's teardown).
   std::deque<std::shared_ptr<const std::string>> out_;
+  size_t sent_ = 0;
   size_t queued_bytes_ = 0;
-  bool writing_ = false;
+  std::vector<std::function<void()>> drained_;
   bool opened_ = false;
-  bool closed_ = false;
+  bool closed_ = false;  // no more events or replies (the connection is ending)
+  bool ended_ = false;   // the socket is closed
   std::string reason_;
   std::set<std::string> topics_;
   size_t pending_ = 0;  // subscriptions waiting for their authorizer
