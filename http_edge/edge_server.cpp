@@ -793,7 +793,10 @@ void edge_server::start() {
   for (auto& acc : core_->acceptors) accept(core_, *acc);
   for (auto& loop : core_->loops)
     core_->threads.emplace_back([c = core_, io = loop.get()] { io->run(); });
-  log_.info("edge", "http listening", {{"host", cfg_.host}, {"port", std::to_string(cfg_.port)}});
+  log_.info("edge", "http listening",
+            {{"host", cfg_.host},
+             {"port", std::to_string(cfg_.port)},
+             {"io_threads", std::to_string(core_->loops.size())}});
 }
 
 void edge_server::stop() {

@@ -425,7 +425,10 @@ bool read_chorus(const caf::settings& section, const std::string& path, cluster_
     edr.duration("ws-idle-timeout", out.edge.ws_idle_timeout);
     edr.amount("ws-max-queued-bytes", out.edge.ws_max_queued_bytes);
     edr.duration("ws-session-check", out.edge.ws_session_check);
+    edr.amount("io-threads", out.edge.io_threads);
     if (!edr.finish()) return false;
+    if (out.edge.io_threads > 64)
+      return edr.fail("io-threads", "must be 0..64 (0: the host's cores over its edge nodes)");
     if (out.edge.client_timeout < std::chrono::milliseconds{200} ||
         out.edge.client_timeout > std::chrono::minutes{10})
       return edr.fail("client-timeout", "must be 200ms..10min");
@@ -529,6 +532,14 @@ const node_spec* cluster_config::find(const node_name& name) const {
 const std::vector<std::string>& storage_domains() {
   static const std::vector<std::string> domains{"user", "audio", "social", "commerce", "analytics"};
   return domains;
+}
+
+size_t edge_io_threads(const cluster_config& cfg, const node_spec& self, size_t cores) {
+  if (cfg.edge.io_threads > 0) return cfg.edge.io_threads;
+  size_t here = 0;
+  for (const auto& n : cfg.nodes)
+    if (n.host == self.host && n.has_role("edge")) ++here;
+  return std::max<size_t>(1, cores / std::max<size_t>(1, here));
 }
 
 caf::expected<cluster_config> parse_cluster_config(const std::string& text, const std::string& path,

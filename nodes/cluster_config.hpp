@@ -103,6 +103,9 @@ struct edge_spec {
   std::chrono::milliseconds ws_session_check{std::chrono::seconds{45}};
   /// WebSocket: events waiting for a client that does not read, beyond which it is dropped.
   size_t ws_max_queued_bytes = 1024 * 1024;
+  /// Event loops (one thread each) that parse, write and hold the connections; 0: the host's
+  /// cores shared among the edge nodes configured on that host, at least 1 (edge_io_threads).
+  size_t io_threads = 0;
 };
 
 /// `chorus.audio`: uploads and transcoding.
@@ -191,6 +194,10 @@ const std::vector<std::string>& storage_domains();
 /// range 1..65535`.
 caf::expected<cluster_config> parse_cluster_config(const std::string& text, const std::string& path,
                                                    const caf::config_option_set& caf_options);
+
+/// The event loops `self`'s edge runs: `edge.io-threads`, or when that is 0, the host's `cores`
+/// shared among the nodes with the edge role on `self`'s host, at least 1.
+size_t edge_io_threads(const cluster_config& cfg, const node_spec& self, size_t cores);
 
 /// Reads `path` and calls parse_cluster_config.
 caf::expected<cluster_config> load_cluster_config(const std::string& path,

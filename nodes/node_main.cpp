@@ -14,6 +14,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -541,6 +542,7 @@ int main(int argc, char** argv) {
   edge_cfg.ws_idle_timeout = cfg.edge.ws_idle_timeout;
   edge_cfg.ws_max_queued_bytes = cfg.edge.ws_max_queued_bytes;
   edge_cfg.ws_session_check = cfg.edge.ws_session_check;
+  edge_cfg.io_threads = edge_io_threads(cfg, *self, std::thread::hardware_concurrency());
   edge_cfg.upload_dir = cfg.data_dir + "/uploads/" + self->name.str();
   {
     std::error_code ec;

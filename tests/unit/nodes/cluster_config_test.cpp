@@ -375,6 +375,37 @@ TEST_CASE(
         "/etc/chorus/test.conf: chorus.edge.ws-max-queued-bytes: must be 4096..1073741824");
 }
 
+TEST_CASE(
+    "io-threads: 0 shares the host's cores among its edge nodes, a number is taken as it is, and "
+    "more than 64 is refused") {
+  // n1 is the only edge node on 127.0.0.1 (n2, elsewhere, transcodes).
+  auto cfg = parse(good);
+  REQUIRE(cfg);
+  CHECK(cfg->edge.io_threads == 0);
+  CHECK(edge_io_threads(*cfg, cfg->nodes[0], 8) == 8);
+  // A second edge node on the same host halves it; a transcode-only one there does not count.
+  const std::string n2 =
+      R"(host="10.0.0.2", actor-port=4201, http-port=8080, ws-port=8090, metrics-port=9201, roles=["transcode"])";
+  auto shared = good;
+  shared.replace(
+      shared.find(n2), n2.size(),
+      R"(host="127.0.0.1", actor-port=4202, http-port=8081, ws-port=8091, metrics-port=9202, roles=["edge"]},
+  {name="n3", host="127.0.0.1", actor-port=4203, http-port=8082, ws-port=8092, metrics-port=9203, roles=["transcode"])");
+  cfg = parse(shared);
+  REQUIRE(cfg);
+  REQUIRE(cfg->nodes.size() == 3);
+  CHECK(edge_io_threads(*cfg, cfg->nodes[0], 8) == 4);
+  CHECK(edge_io_threads(*cfg, cfg->nodes[1], 3) == 1);
+  CHECK(edge_io_threads(*cfg, cfg->nodes[0], 1) == 1);
+  cfg = parse(good_with("[chorus.membership]", "[chorus.edge]\nio-threads=3\n[chorus.membership]"));
+  REQUIRE(cfg);
+  CHECK(edge_io_threads(*cfg, cfg->nodes[0], 64) == 3);
+  CHECK(error_of(good_with("[chorus.membership]",
+                           "[chorus.edge]\nio-threads=65\n[chorus.membership]")) ==
+        "/etc/chorus/test.conf: chorus.edge.io-threads: must be 0..64 (0: the host's cores over "
+        "its edge nodes)");
+}
+
 TEST_CASE("chorus.audio: upload size, longest audio, transcode workers and timeout, each checked") {
   auto cfg = parse(good);
   REQUIRE(cfg);
