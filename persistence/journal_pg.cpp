@@ -166,12 +166,17 @@ caf::error journal_pg::connect() {
       // A hung server must not hold a worker forever: every statement has a deadline.
       pqxx::nontransaction tx{conn->pg};
       tx.exec("SET statement_timeout = 10000");
+      // The batch statements are planned once, at their first run: PostgreSQL otherwise plans
+      // a prepared statement with array parameters again at every run (a custom plan), which
+      // was half of a one-append commit's time in the server (0.38 of 0.6 ms); the generic
+      // plan is the same (the arrays are unnested, the checks use the primary key).
+      tx.exec("SET plan_cache_mode = force_generic_plan");
     }
     if (!migrated_) {
       migrate(conn->pg);
       migrated_ = true;
     }
-    // Prepared once per connection: planning the batch statement costs more than running it.
+    // Prepared once per connection.
     conn->pg.prepare("chorus_append_fast", append_statement(false));
     conn->pg.prepare("chorus_append_settling", append_statement(true));
     conn_ = std::move(conn);
