@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 namespace chorus::edge {
@@ -74,6 +75,55 @@ std::string ws_text_frame(std::string_view payload) {
   return out;
 }
 
+/// One event on its way to the subscribers of one loop.
+struct live_batch {
+  std::shared_ptr<const std::string> frame;
+  std::vector<std::shared_ptr<live_client>> to;
+  size_t next = 0;
+};
+
+struct live_connections::loop_queue {
+  live_connections::post_fn post;
+  std::function<void(size_t)> sent;
+  std::deque<live_batch> batches;
+  bool scheduled = false;  // a step is posted or running
+};
+
+void live_connections::set_loops(std::vector<post_fn> loops) {
+  loops_ = std::move(loops);
+  queues_.clear();
+  for (const auto& post : loops_) {
+    auto q = std::make_shared<loop_queue>();
+    q->post = post;
+    q->sent = sent_;
+    queues_.push_back(std::move(q));
+  }
+}
+
+void live_connections::set_sent_counter(std::function<void(size_t)> fn) {
+  sent_ = std::move(fn);
+  for (auto& q : queues_) q->sent = sent_;
+}
+
+void live_connections::step(const std::shared_ptr<loop_queue>& q) {
+  size_t budget = step_sends;
+  size_t n = 0;
+  while (budget > 0 && !q->batches.empty()) {
+    auto& b = q->batches.front();
+    while (budget > 0 && b.next < b.to.size()) {
+      n += b.to[b.next++]->push(b.frame) ? 1 : 0;
+      --budget;
+    }
+    if (b.next == b.to.size()) q->batches.pop_front();
+  }
+  if (q->sent && n > 0) q->sent(n);
+  if (q->batches.empty()) {
+    q->scheduled = false;
+    return;
+  }
+  q->post([q] { step(q); });
+}
+
 void live_connections::deliver(const std::string& topic, const std::string& json) {
   // Per loop the connections on it; the last slot takes those that push from any thread.
   std::vector<std::vector<std::shared_ptr<live_client>>> targets(loops_.size() + 1);
@@ -100,14 +150,20 @@ void live_connections::deliver(const std::string& topic, const std::string& json
   // Topics are made by the edge and the entities from ids: nothing in them needs escaping.
   auto frame = std::make_shared<const std::string>(
       ws_text_frame(R"({"type":"event","topic":")" + topic + R"(","data":)" + json + "}"));
-  auto send = [frame, sent = sent_](const std::vector<std::shared_ptr<live_client>>& to) {
-    size_t n = 0;
-    for (const auto& c : to) n += c->push(frame) ? 1 : 0;
-    if (sent && n > 0) sent(n);
-  };
-  for (size_t l = 0; l < loops_.size(); ++l)
-    if (!targets[l].empty()) loops_[l]([send, to = std::move(targets[l])] { send(to); });
-  send(targets.back());
+  for (size_t l = 0; l < loops_.size(); ++l) {
+    if (targets[l].empty()) continue;
+    // Queued on the loop itself: events leave each loop in the order they came.
+    auto q = queues_[l];
+    q->post([q, b = live_batch{frame, std::move(targets[l])}]() mutable {
+      q->batches.push_back(std::move(b));
+      if (q->scheduled) return;
+      q->scheduled = true;
+      step(q);
+    });
+  }
+  size_t n = 0;
+  for (const auto& c : targets.back()) n += c->push(frame) ? 1 : 0;
+  if (sent_ && n > 0) sent_(n);
 }
 
 void live_connections::revoke(const std::string& topic, const std::string& user) {

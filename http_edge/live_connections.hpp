@@ -39,16 +39,20 @@ std::string ws_text_frame(std::string_view payload);
 /// The node's WebSocket subscriptions, topic -> connections: the node's live hub delivers here
 /// and each subscribed connection gets the event. Thread-safe (one mutex; delivery holds it only
 /// to collect the connections). An event is framed once, and each event loop gets it for all
-/// its subscribers in one post.
+/// its subscribers in one post; a loop sends the events in the order they came, at most
+/// `step_sends` of them per turn, so that a room of thousands does not hold up the loop's
+/// other connections (an HTTP answer, another room) for the whole fan-out.
 class live_connections final : public live_subscribers {
  public:
   /// Runs a function on one event loop.
   using post_fn = std::function<void(std::function<void()>)>;
+  /// Frames a loop sends per turn (about a millisecond) before its other work gets a turn.
+  static constexpr size_t step_sends = 128;
   /// The edge's event loops (live_client::loop indexes them); set once, before any
   /// subscription.
-  void set_loops(std::vector<post_fn> loops) { loops_ = std::move(loops); }
+  void set_loops(std::vector<post_fn> loops);
   /// Counts the frames handed to clients (a metric); set once, like set_loops.
-  void set_sent_counter(std::function<void(size_t)> fn) { sent_ = std::move(fn); }
+  void set_sent_counter(std::function<void(size_t)> fn);
 
   /// Tells the node's hub that this node wants (`on`) or no longer wants a topic; called with
   /// the table's lock held, so the hub sees the changes in the order they happened. Set once,
@@ -83,7 +87,14 @@ class live_connections final : public live_subscribers {
   std::unordered_map<std::string, int> users_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<live_client>>> pending_;
   interest_fn interest_;
+  struct loop_queue;
+  /// Sends on loop `l` from its queue, at most step_sends, and posts itself again while
+  /// anything is left. On that loop.
+  static void step(const std::shared_ptr<loop_queue>& q);
+
   std::vector<post_fn> loops_;
+  /// Per loop, the events it still has to send (touched only on that loop).
+  std::vector<std::shared_ptr<loop_queue>> queues_;
   std::function<void(size_t)> sent_;
 };
 
