@@ -618,6 +618,9 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
       log_(log),
       core_(std::make_shared<core>(cfg_, registry, log, std::move(live))) {
   core_->publish = hooks_.publish_live;
+  core_->live->set_sent_counter([w = std::weak_ptr<core>{core_}](size_t n) {
+    if (auto c = w.lock()) c->probe.ws_sent(n);
+  });
   // The live hub hands each loop an event for all its subscribers at once. Weak: the table
   // may outlive the edge.
   std::vector<live_connections::post_fn> loops;
@@ -626,9 +629,6 @@ edge_server::edge_server(edge_config cfg, health_hooks hooks, caf::actor_system&
       if (auto c = w.lock()) net::post(*c->loops[i], std::move(fn));
     });
   core_->live->set_loops(std::move(loops));
-  core_->live->set_sent_counter([w = std::weak_ptr<core>{core_}](size_t n) {
-    if (auto c = w.lock()) c->probe.ws_sent(n);
-  });
   // /healthz never waits: answered on the event loop.
   route_async(http_method::get, "/healthz", "/healthz",
               [](const http_request&, http_response& res, const std::string&, finish_fn done) {
@@ -814,6 +814,12 @@ void edge_server::stop() {
   for (auto& loop : core_->loops) loop->stop();
   for (auto& t : core_->threads)
     if (t.joinable()) t.join();
+  // The loops may have stopped before the close above ran: the listeners go now, with no loop
+  // left to race.
+  for (auto& acc : core_->acceptors) {
+    beast::error_code ec;
+    acc->close(ec);
+  }
   // Handlers hold actor handles (query services): release them now, not when the last pending
   // completion lets go of the core, so that the actor system can shut down.
   core_->routes.clear();

@@ -77,6 +77,7 @@ std::string ws_text_frame(std::string_view payload) {
 
 /// One event on its way to the subscribers of one loop.
 struct live_batch {
+  std::shared_ptr<const std::string> topic;
   std::shared_ptr<const std::string> frame;
   std::vector<std::shared_ptr<live_client>> to;
   size_t next = 0;
@@ -90,6 +91,7 @@ struct live_connections::loop_queue {
 };
 
 void live_connections::set_loops(std::vector<post_fn> loops) {
+  std::lock_guard<std::mutex> guard{mutex_};
   loops_ = std::move(loops);
   queues_.clear();
   for (const auto& post : loops_) {
@@ -101,8 +103,8 @@ void live_connections::set_loops(std::vector<post_fn> loops) {
 }
 
 void live_connections::set_sent_counter(std::function<void(size_t)> fn) {
+  std::lock_guard<std::mutex> guard{mutex_};
   sent_ = std::move(fn);
-  for (auto& q : queues_) q->sent = sent_;
 }
 
 void live_connections::step(const std::shared_ptr<loop_queue>& q) {
@@ -111,7 +113,7 @@ void live_connections::step(const std::shared_ptr<loop_queue>& q) {
   while (budget > 0 && !q->batches.empty()) {
     auto& b = q->batches.front();
     while (budget > 0 && b.next < b.to.size()) {
-      n += b.to[b.next++]->push(b.frame) ? 1 : 0;
+      n += b.to[b.next++]->push(*b.topic, b.frame) ? 1 : 0;
       --budget;
     }
     if (b.next == b.to.size()) q->batches.pop_front();
@@ -126,15 +128,21 @@ void live_connections::step(const std::shared_ptr<loop_queue>& q) {
 
 void live_connections::deliver(const std::string& topic, const std::string& json) {
   // Per loop the connections on it; the last slot takes those that push from any thread.
-  std::vector<std::vector<std::shared_ptr<live_client>>> targets(loops_.size() + 1);
+  std::vector<std::vector<std::shared_ptr<live_client>>> targets;
+  std::vector<std::shared_ptr<loop_queue>> queues;
+  std::function<void(size_t)> sent;
   bool any = false;
   {
     std::lock_guard<std::mutex> guard{mutex_};
+    // The edge may set its loops while a hub that started first already delivers.
+    queues = queues_;
+    sent = sent_;
+    targets.resize(queues.size() + 1);
     auto i = topics_.find(topic);
     if (i == topics_.end()) return;
     for (auto j = i->second.begin(); j != i->second.end();) {
       if (auto c = j->second.lock()) {
-        targets[std::min(c->loop(), loops_.size())].push_back(std::move(c));
+        targets[std::min(c->loop(), queues.size())].push_back(std::move(c));
         any = true;
         ++j;
       } else {
@@ -150,11 +158,12 @@ void live_connections::deliver(const std::string& topic, const std::string& json
   // Topics are made by the edge and the entities from ids: nothing in them needs escaping.
   auto frame = std::make_shared<const std::string>(
       ws_text_frame(R"({"type":"event","topic":")" + topic + R"(","data":)" + json + "}"));
-  for (size_t l = 0; l < loops_.size(); ++l) {
+  auto t = std::make_shared<const std::string>(topic);
+  for (size_t l = 0; l < queues.size(); ++l) {
     if (targets[l].empty()) continue;
     // Queued on the loop itself: events leave each loop in the order they came.
-    auto q = queues_[l];
-    q->post([q, b = live_batch{frame, std::move(targets[l])}]() mutable {
+    const auto& q = queues[l];
+    q->post([q, b = live_batch{t, frame, std::move(targets[l])}]() mutable {
       q->batches.push_back(std::move(b));
       if (q->scheduled) return;
       q->scheduled = true;
@@ -162,8 +171,8 @@ void live_connections::deliver(const std::string& topic, const std::string& json
     });
   }
   size_t n = 0;
-  for (const auto& c : targets.back()) n += c->push(frame) ? 1 : 0;
-  if (sent_ && n > 0) sent_(n);
+  for (const auto& c : targets.back()) n += c->push(topic, frame) ? 1 : 0;
+  if (sent && n > 0) sent(n);
 }
 
 void live_connections::revoke(const std::string& topic, const std::string& user) {

@@ -19,11 +19,12 @@ class live_client {
   /// The event loop the client lives on (an index into live_connections::set_loops), or any
   /// larger number for a client that takes push from any thread.
   [[nodiscard]] virtual size_t loop() const = 0;
-  /// Sends `frame`, a whole WebSocket frame as it goes on the wire (ws_text_frame), or queues
-  /// it; called on the client's loop, never blocks. A client that falls too far behind is
-  /// disconnected by its connection, not buffered without bound. Returns whether it went out
-  /// or was queued (false: the connection is closed).
-  virtual bool push(const std::shared_ptr<const std::string>& frame) = 0;
+  /// Sends `frame`, an event of `topic` as a whole WebSocket frame as it goes on the wire
+  /// (ws_text_frame), or queues it; called on the client's loop, never blocks. A client that
+  /// falls too far behind is disconnected by its connection, not buffered without bound.
+  /// Returns whether it went out or was queued (false: the connection is closing, or no longer
+  /// holds the topic).
+  virtual bool push(const std::string& topic, const std::shared_ptr<const std::string>& frame) = 0;
   /// The signed-in user on the other end.
   [[nodiscard]] virtual const std::string& user() const = 0;
   /// The subscription to `topic` was ended by the server (see live_revoke); thread-safe.
@@ -51,7 +52,7 @@ class live_connections final : public live_subscribers {
   /// The edge's event loops (live_client::loop indexes them); set once, before any
   /// subscription.
   void set_loops(std::vector<post_fn> loops);
-  /// Counts the frames handed to clients (a metric); set once, like set_loops.
+  /// Counts the frames handed to clients (a metric); set once, before set_loops.
   void set_sent_counter(std::function<void(size_t)> fn);
 
   /// Tells the node's hub that this node wants (`on`) or no longer wants a topic; called with

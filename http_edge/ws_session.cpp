@@ -190,15 +190,21 @@ class ws_session final : public live_client,
 
   // On the loop (live_connections posts there; a session whose loop the core does not know
   // gets it posted).
-  bool push(const std::shared_ptr<const std::string>& frame) override {
+  bool push(const std::string& topic, const std::shared_ptr<const std::string>& frame) override {
     if (loop_ >= core_->loops.size()) {
-      net::post(ws_.get_executor(), [self = shared_from_this(), frame] {
-        if (!self->closed_) self->put(frame);
+      net::post(ws_.get_executor(), [self = shared_from_this(), topic, frame] {
+        if (self->open_for(topic)) self->put(frame);
       });
       return true;
     }
-    if (closed_) return false;
-    return put(frame);
+    return open_for(topic) && put(frame);
+  }
+
+  // Whether an event of `topic` may go out: the client still holds the topic (an event framed
+  // before an unsubscribe may arrive after it) and no close handshake has begun (nothing
+  // follows a Close frame).
+  [[nodiscard]] bool open_for(const std::string& topic) const {
+    return !closed_ && ws_.is_open() && topics_.count(topic) > 0;
   }
 
   // On the loop: straight to the socket when nothing is queued, as much as the kernel takes;
@@ -412,7 +418,7 @@ class ws_session final : public live_client,
 
   // On the loop: one JSON text message to the client, unless the session is closing.
   void send_json(const std::string& json) {
-    if (!closed_) put(std::make_shared<const std::string>(ws_text_frame(json)));
+    if (!closed_ && ws_.is_open()) put(std::make_shared<const std::string>(ws_text_frame(json)));
   }
 
   tcp::socket& socket() { return beast::get_lowest_layer(ws_).socket(); }
@@ -443,19 +449,22 @@ class ws_session final : public live_client,
     });
   }
 
+  // Ends the session and closes the socket; also after a close handshake began (closed_ is
+  // set then, the socket still open). The queue is left to the pending write's handler, which
+  // still points into it.
   void end(const char* reason) {
-    if (closed_) return;
-    closed_ = true;
-    if (reason_.empty()) reason_ = reason;
-    for (const auto& t : topics_) core_->live->unsubscribe(t, this);
-    topics_.clear();
+    if (!closed_) {
+      closed_ = true;
+      if (reason_.empty()) reason_ = reason;
+      for (const auto& t : topics_) core_->live->unsubscribe(t, this);
+      topics_.clear();
+    }
+    if (ended_) return;
+    ended_ = true;
     beast::error_code ec;
     check_.cancel();
     socket().shutdown(tcp::socket::shutdown_both, ec);
     socket().close(ec);
-    ended_ = true;
-    out_.clear();
-    queued_bytes_ = 0;
     for (auto& fn : std::exchange(drained_, {})) fn();
   }
 

@@ -18,7 +18,7 @@ class recording_client final : public live_client {
  public:
   explicit recording_client(size_t loop) : loop_(loop) {}
   [[nodiscard]] size_t loop() const override { return loop_; }
-  bool push(const std::shared_ptr<const std::string>& frame) override {
+  bool push(const std::string&, const std::shared_ptr<const std::string>& frame) override {
     frames.push_back(*frame);
     return true;
   }
@@ -77,9 +77,9 @@ TEST_CASE(
     "came, and the other loop its own") {
   manual_loops loops{2};
   live_connections live;
-  live.set_loops(loops.posters());
   size_t counted = 0;
   live.set_sent_counter([&](size_t n) { counted += n; });
+  live.set_loops(loops.posters());
   std::vector<std::shared_ptr<recording_client>> on0, on1;
   for (size_t i = 0; i < 300; ++i) {
     on0.push_back(std::make_shared<recording_client>(0));
