@@ -187,8 +187,12 @@ notify_queue::~notify_queue() = default;
 
 namespace {
 
-bool has_table(pqxx::transaction_base& tx, const char* table) {
-  return tx.exec_params("SELECT to_regclass($1) IS NOT NULL", std::string{table})[0][0].as<bool>();
+// Whether `table` exists; once it has, `known` spares the question (tables are not dropped).
+bool has_table(pqxx::transaction_base& tx, const char* table, bool& known) {
+  if (!known)
+    known =
+        tx.exec_params("SELECT to_regclass($1) IS NOT NULL", std::string{table})[0][0].as<bool>();
+  return known;
 }
 
 }  // namespace
@@ -196,16 +200,16 @@ bool has_table(pqxx::transaction_base& tx, const char* table) {
 caf::expected<std::vector<pending_notification>> notify_queue::claim_pending(
     size_t limit, std::chrono::milliseconds lease) {
   return db_->with([&](pqxx::connection& c) -> caf::expected<std::vector<pending_notification>> {
-    pqxx::work tx{c};
+    // One statement in autocommit: a poll that finds nothing is one round trip, not four.
+    pqxx::nontransaction tx{c};
     std::vector<pending_notification> out;
-    if (!has_table(tx, "notify_pending")) return out;
+    if (!has_table(tx, "notify_pending", pending_table_)) return out;
     auto now = unix_ms_now();
     auto rows = tx.exec_params(
         "UPDATE notify_pending SET next_ms = $2::bigint, claim = $4 WHERE id IN (SELECT id FROM "
         "notify_pending WHERE next_ms <= $1::bigint ORDER BY next_ms LIMIT $3 FOR UPDATE SKIP "
         "LOCKED) RETURNING id, user_id, type, actor, room, seq, track, body, attempts, claim",
         now, now + lease.count(), static_cast<int64_t>(limit), new_claim());
-    tx.commit();
     for (const auto& row : rows) {
       pending_notification p;
       p.id = row[0].as<std::string>();
@@ -250,9 +254,9 @@ caf::error notify_queue::retry_pending(const pending_notification& p, int64_t ne
 caf::expected<std::vector<pending_delivery>> notify_queue::claim_deliveries(
     size_t limit, std::chrono::milliseconds lease, std::chrono::milliseconds digest_delay) {
   return db_->with([&](pqxx::connection& c) -> caf::expected<std::vector<pending_delivery>> {
-    pqxx::work tx{c};
+    pqxx::nontransaction tx{c};
     std::vector<pending_delivery> out;
-    if (!has_table(tx, "notify_deliveries")) return out;
+    if (!has_table(tx, "notify_deliveries", deliveries_table_)) return out;
     auto now = unix_ms_now();
     auto rows = tx.exec_params(
         std::string{"UPDATE notify_deliveries SET next_ms = $2::bigint, claim = $5 WHERE "
@@ -264,7 +268,6 @@ caf::expected<std::vector<pending_delivery>> notify_queue::claim_deliveries(
             delivery_columns,
         now, now + lease.count(), static_cast<int64_t>(limit), now - digest_delay.count(),
         new_claim());
-    tx.commit();
     for (const auto& row : rows) out.push_back(delivery_of(row));
     return out;
   });

@@ -92,6 +92,10 @@ class notify_queue {
 
  private:
   std::unique_ptr<pg_reader> db_;
+  // The queue's tables exist (the notify projection makes them): asked until they do, then
+  // never again.
+  bool pending_table_ = false;
+  bool deliveries_table_ = false;
 };
 
 /// A notification's id: its type and a digest of its cause, so that the same cause is the same
