@@ -369,7 +369,7 @@ class ws_session final : public live_client,
       return subscribe(topic);
     for (const auto& [prefix, authorize] : core_->topic_authorizers) {
       if (topic.rfind(prefix, 0) != 0) continue;
-      // The authorizer asks an entity: on a worker, then back on this strand.
+      // The authorizer asks an entity: on a worker, then back on this loop.
       ++pending_;
       net::post(core_->workers, [self = shared_from_this(), topic, fn = authorize] {
         auto err = fn(self->user_, topic);
