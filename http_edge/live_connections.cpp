@@ -92,11 +92,10 @@ struct live_connections::loop_queue {
 
 void live_connections::set_loops(std::vector<post_fn> loops) {
   std::lock_guard<std::mutex> guard{mutex_};
-  loops_ = std::move(loops);
   queues_.clear();
-  for (const auto& post : loops_) {
+  for (auto& post : loops) {
     auto q = std::make_shared<loop_queue>();
-    q->post = post;
+    q->post = std::move(post);
     q->sent = sent_;
     queues_.push_back(std::move(q));
   }

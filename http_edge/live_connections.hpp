@@ -89,11 +89,10 @@ class live_connections final : public live_subscribers {
   std::unordered_map<std::string, std::vector<std::weak_ptr<live_client>>> pending_;
   interest_fn interest_;
   struct loop_queue;
-  /// Sends on loop `l` from its queue, at most step_sends, and posts itself again while
-  /// anything is left. On that loop.
+  /// Sends from `q`'s events, at most step_sends, and posts itself again while anything is
+  /// left. On q's loop.
   static void step(const std::shared_ptr<loop_queue>& q);
 
-  std::vector<post_fn> loops_;
   /// Per loop, the events it still has to send (touched only on that loop).
   std::vector<std::shared_ptr<loop_queue>> queues_;
   std::function<void(size_t)> sent_;
